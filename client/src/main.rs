@@ -1,0 +1,2 @@
+//! vault CLI.
+fn main() {}

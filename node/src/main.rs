@@ -1,0 +1,2 @@
+//! vault-node binary.
+fn main() {}

@@ -1,0 +1,1 @@
+//! 数字保险箱 test harness.
