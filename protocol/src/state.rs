@@ -52,12 +52,15 @@ impl From<DecodeError> for StoreError {
     }
 }
 
+/// Key-value entries, in key order.
+pub type Entries = Vec<(Vec<u8>, Vec<u8>)>;
+
 /// Read access to the ledger state: an ordered map from byte keys to byte values.
 pub trait StateView {
     /// The value under `key`.
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError>;
     /// Every entry whose key starts with `prefix`, in key order.
-    fn scan_prefix(&self, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError>;
+    fn scan_prefix(&self, prefix: &[u8]) -> Result<Entries, StoreError>;
 }
 
 /// The writes a block makes to the state, in key order (`None` deletes).
@@ -117,7 +120,7 @@ impl StateView for MemoryState {
         Ok(self.map.get(key).cloned())
     }
 
-    fn scan_prefix(&self, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError> {
+    fn scan_prefix(&self, prefix: &[u8]) -> Result<Entries, StoreError> {
         Ok(self
             .map
             .range(prefix.to_vec()..)
@@ -170,7 +173,7 @@ impl<V: StateView + ?Sized> StateView for Overlay<'_, V> {
         }
     }
 
-    fn scan_prefix(&self, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError> {
+    fn scan_prefix(&self, prefix: &[u8]) -> Result<Entries, StoreError> {
         let mut merged: BTreeMap<Vec<u8>, Vec<u8>> =
             self.base.scan_prefix(prefix)?.into_iter().collect();
         for (k, v) in self
@@ -1353,13 +1356,13 @@ impl<'o, 'a, V: StateView + ?Sized> Rules<'o, 'a, V> {
         Ok(())
     }
 
-    fn key_in_use(&self, key: &PublicKey, except: Option<&DepartmentId>) -> bool {
-        self.gov.current_members().any(|d| {
-            Some(&d.id) != except
-                && d.signing_keys
-                    .iter()
-                    .chain(d.node_keys.iter())
-                    .any(|p| &p.key == key && p.until.is_none_or(|u| u > self.now()))
+    /// Whether any department, current or former, has ever used `key`: keys are never reused.
+    fn key_ever_used(&self, key: &PublicKey) -> bool {
+        self.gov.departments.values().any(|d| {
+            d.signing_keys
+                .iter()
+                .chain(d.node_keys.iter())
+                .any(|p| &p.key == key)
         })
     }
 
@@ -1383,7 +1386,7 @@ impl<'o, 'a, V: StateView + ?Sized> Rules<'o, 'a, V> {
                     return Err(invalid("node_key", "must differ from the signing key").into());
                 }
                 for k in [signing_key, node_key] {
-                    if self.key_in_use(k, None) {
+                    if self.key_ever_used(k) {
                         return Err(TxError::KeyInUse { key: *k }.into());
                     }
                 }
@@ -1417,10 +1420,12 @@ impl<'o, 'a, V: StateView + ?Sized> Rules<'o, 'a, V> {
                 if let Some(d) = self.gov.departments.get_mut(department) {
                     d.removed_at = Some(now);
                 }
+                // Periods close just after the block's instant, so that what the department did
+                // earlier in this block stays valid.
                 for t in self.gov.document_types.values_mut() {
                     for p in t.issuers.iter_mut() {
                         if &p.department == department && p.until.is_none() {
-                            p.until = Some(now);
+                            p.until = Some(now.plus(1));
                         }
                     }
                 }
@@ -1492,7 +1497,9 @@ impl<'o, 'a, V: StateView + ?Sized> Rules<'o, 'a, V> {
                         department: department.clone(),
                         doc_type: doc_type.clone(),
                     })?;
-                open.until = Some(now);
+                // Closes just after the block's instant: issues earlier in this block stay
+                // authorised; later ones are refused because no period is open any more.
+                open.until = Some(now.plus(1));
             }
             GovernanceAction::RotateDepartmentKeys {
                 department,
@@ -1507,9 +1514,9 @@ impl<'o, 'a, V: StateView + ?Sized> Rules<'o, 'a, V> {
                     .into());
                 }
                 let latest = now.plus(self.gov.params.max_key_overlap_ms);
-                if *previous_valid_until < now || *previous_valid_until > latest {
+                if *previous_valid_until <= now || *previous_valid_until > latest {
                     return Err(TxError::InvalidOverlap {
-                        earliest: now,
+                        earliest: now.plus(1),
                         latest,
                         found: *previous_valid_until,
                     }
@@ -1519,11 +1526,7 @@ impl<'o, 'a, V: StateView + ?Sized> Rules<'o, 'a, V> {
                     return Err(invalid("node_key", "must differ from the signing key").into());
                 }
                 for k in [signing_key, node_key] {
-                    // A key any department (this one included) has used can never come back.
-                    let used = self.gov.departments.values().any(|d| {
-                        d.signing_keys.iter().chain(d.node_keys.iter()).any(|p| &p.key == k)
-                    });
-                    if used {
+                    if self.key_ever_used(k) {
                         return Err(TxError::KeyInUse { key: *k }.into());
                     }
                 }
@@ -1602,7 +1605,7 @@ impl<'o, 'a, V: StateView + ?Sized> Rules<'o, 'a, V> {
             .ok_or_else(|| TxError::UnknownDocumentType {
                 doc_type: a.doc_type.clone(),
             })?;
-        if !doc_type.issuer_authorised_at(&a.issuer, now) {
+        if !doc_type.issuer_authorised_at(&a.issuer, now) || !doc_type.currently_authorised(&a.issuer) {
             return Err(TxError::NotAuthorised {
                 department: a.issuer.clone(),
                 doc_type: a.doc_type.clone(),
@@ -1820,15 +1823,18 @@ impl<'o, 'a, V: StateView + ?Sized> Rules<'o, 'a, V> {
     }
 
     fn withdraw_grant(&mut self, w: &GrantWithdrawal) -> Result<(), ApplyError> {
+        // The signature first, so that nobody else can probe which grants an enterprise made.
+        self.require_enterprise(&w.enterprise)?;
         let mut rec = grant(&*self.o, &w.grant)?.ok_or(TxError::UnknownGrant { grant: w.grant })?;
         if rec.grant.enterprise != w.enterprise {
             return Err(TxError::GrantNotOwned { grant: w.grant }.into());
         }
-        self.require_enterprise(&w.enterprise)?;
         if rec.withdrawn_at.is_some() {
             return Err(TxError::GrantAlreadyWithdrawn { grant: w.grant }.into());
         }
-        rec.withdrawn_at = Some(self.now());
+        // In force through the block's instant: reads recorded earlier in this block stay
+        // permitted.
+        rec.withdrawn_at = Some(self.now().plus(1));
         self.o.put_record(keys::grant(&w.grant), &rec);
         Ok(())
     }
@@ -1839,7 +1845,9 @@ impl<'o, 'a, V: StateView + ?Sized> Rules<'o, 'a, V> {
             return Err(invalid("reads", "must not be empty").into());
         }
         let now = self.now();
-        let latest = now.plus(self.gov.params.max_clock_skew_ms);
+        // A read cannot be later than the block recording it (or it could postdate a withdrawal
+        // committed in the next block).
+        let latest = now;
         let oldest = now.minus(self.gov.params.max_tx_age_ms);
         for (index, read) in r.reads.iter().enumerate() {
             if let Grantee::Department(d) = &read.reader {
@@ -2079,6 +2087,11 @@ pub fn build_block<V: StateView + ?Sized>(
         return Err(BlockError::TimeNotIncreasing {
             parent: parent.time,
             found: time,
+        });
+    }
+    if gov.member(proposer).is_none() {
+        return Err(BlockError::UnknownProposer {
+            proposer: proposer.clone(),
         });
     }
     let height = parent.height + 1;

@@ -1,1 +1,308 @@
-//! 数字保险箱 test harness.
+//! # 数字保险箱 — multi-node test harness
+//!
+//! [`Cluster`] starts N department nodes as separate `vault-node` processes on loopback, each with
+//! its own RocksDB directory, keys and ports, from one generated genesis — the real binary, the
+//! real network, the real disk. A test can stop a node (SIGTERM), kill it (SIGKILL), restart it,
+//! and talk to each node's HTTP API.
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+use std::fs;
+use std::net::{SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use serde_json::Value;
+use vault_node::config::PeerConfig;
+use vault_node::deploy;
+use vault_protocol::crypto::{CryptoSuite, KeyPair};
+use vault_protocol::genesis::Genesis;
+use vault_protocol::ids::{DepartmentId, Timestamp};
+use vault_protocol::tx::{SignedTransaction, Transaction, TxBody};
+use vault_protocol::uscc::{compute_check_character, compute_org_check_character, Uscc};
+
+/// One node of a [`Cluster`].
+pub struct ClusterNode {
+    /// Its department.
+    pub department: DepartmentId,
+    /// Its HTTP base URL.
+    pub url: String,
+    /// Its config file.
+    pub config: PathBuf,
+    /// Its log file.
+    pub log: PathBuf,
+    /// The department's signing key.
+    pub signing: KeyPair,
+    child: Option<Child>,
+}
+
+/// N nodes on loopback, each its own process.
+pub struct Cluster {
+    /// The cluster's directory (deleted on drop).
+    pub dir: tempfile::TempDir,
+    /// The genesis.
+    pub genesis: Genesis,
+    /// The nodes.
+    pub nodes: Vec<ClusterNode>,
+    bin: PathBuf,
+    http: reqwest::Client,
+    nonce: std::sync::atomic::AtomicU64,
+}
+
+fn free_port() -> Result<u16> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+/// The `vault-node` binary built alongside the tests (building it if needed).
+pub fn node_binary() -> Result<PathBuf> {
+    let exe = std::env::current_exe()?;
+    // target/<profile>/deps/<test> → target/<profile>/vault-node
+    let profile_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .context("locating the target directory")?;
+    let bin = profile_dir.join("vault-node");
+    if bin.exists() {
+        return Ok(bin);
+    }
+    let status = Command::new(env!("CARGO"))
+        .args(["build", "-p", "vault-node", "--bin", "vault-node"])
+        .status()
+        .context("building vault-node")?;
+    if !status.success() || !bin.exists() {
+        bail!("vault-node was not built at {}", bin.display());
+    }
+    Ok(bin)
+}
+
+impl Cluster {
+    /// Generates keys, a genesis and configs for `n` departments and starts them all.
+    pub fn start(n: usize) -> Result<Self> {
+        let dir = tempfile::tempdir()?;
+        let departments = deploy::testnet_departments(n);
+        let mut members = Vec::new();
+        for d in &departments {
+            let id = DepartmentId::new(d)?;
+            members.push(deploy::init_department(
+                &dir.path().join(d),
+                &id,
+                &deploy::display_name(d),
+            )?);
+        }
+        let mut genesis = deploy::make_genesis("cluster-test", &members)?;
+        // Let transactions made a little before the genesis time (clock skew between test
+        // and nodes) be valid.
+        genesis.genesis_time = Timestamp(genesis.genesis_time.0.saturating_sub(60_000));
+        let genesis_path = dir.path().join("genesis.json");
+        deploy::write_genesis(&genesis_path, &genesis)?;
+        let http: Vec<SocketAddr> = (0..n)
+            .map(|_| Ok(SocketAddr::from(([127, 0, 0, 1], free_port()?))))
+            .collect::<Result<_>>()?;
+        let p2p: Vec<String> = (0..n)
+            .map(|_| Ok(format!("/ip4/127.0.0.1/tcp/{}", free_port()?)))
+            .collect::<Result<_>>()?;
+        let mut nodes = Vec::new();
+        for (i, d) in departments.iter().enumerate() {
+            let ddir = dir.path().join(d);
+            let peers = departments
+                .iter()
+                .enumerate()
+                .filter(|(j, _)| *j != i)
+                .map(|(j, other)| {
+                    Ok(PeerConfig {
+                        department: DepartmentId::new(other)?,
+                        address: p2p[j].clone(),
+                    })
+                })
+                .collect::<Result<Vec<_>>>()?;
+            let id = DepartmentId::new(d)?;
+            let cfg = deploy::node_config(&ddir, &id, &genesis_path, http[i], p2p[i].clone(), peers);
+            let config = ddir.join("node.toml");
+            fs::write(&config, cfg.to_toml())?;
+            nodes.push(ClusterNode {
+                department: id,
+                url: format!("http://{}", http[i]),
+                config,
+                log: ddir.join("node.log"),
+                signing: vault_node::keys::read(&cfg.signing_key)?,
+                child: None,
+            });
+        }
+        let mut cluster = Cluster {
+            dir,
+            genesis,
+            nodes,
+            bin: node_binary()?,
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(70))
+                .build()?,
+            nonce: std::sync::atomic::AtomicU64::new(1),
+        };
+        for i in 0..n {
+            cluster.launch(i)?;
+        }
+        Ok(cluster)
+    }
+
+    fn launch(&mut self, i: usize) -> Result<()> {
+        let node = &mut self.nodes[i];
+        let log = fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&node.log)?;
+        let child = Command::new(&self.bin)
+            .arg("run")
+            .arg("--config")
+            .arg(&node.config)
+            .env("RUST_LOG", std::env::var("VAULT_TEST_LOG").unwrap_or_else(|_| "info".into()))
+            .stdout(Stdio::from(log.try_clone()?))
+            .stderr(Stdio::from(log))
+            .spawn()
+            .with_context(|| format!("starting node {}", node.department))?;
+        node.child = Some(child);
+        Ok(())
+    }
+
+    /// Stops node `i` gracefully (SIGTERM) and waits for it to exit.
+    pub fn stop(&mut self, i: usize) -> Result<()> {
+        if let Some(mut c) = self.nodes[i].child.take() {
+            let _ = Command::new("kill")
+                .args(["-TERM", &c.id().to_string()])
+                .status();
+            let deadline = Instant::now() + Duration::from_secs(15);
+            while Instant::now() < deadline {
+                if c.try_wait()?.is_some() {
+                    return Ok(());
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            c.kill()?;
+            c.wait()?;
+        }
+        Ok(())
+    }
+
+    /// Kills node `i` at once (SIGKILL), as a crash would.
+    pub fn kill9(&mut self, i: usize) -> Result<()> {
+        if let Some(mut c) = self.nodes[i].child.take() {
+            c.kill()?;
+            c.wait()?;
+        }
+        Ok(())
+    }
+
+    /// Starts node `i` again from its data directory.
+    pub fn restart(&mut self, i: usize) -> Result<()> {
+        self.launch(i)
+    }
+
+    /// The last lines of node `i`'s log (for failure messages).
+    pub fn log_tail(&self, i: usize) -> String {
+        let text = fs::read_to_string(&self.nodes[i].log).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(40)..].join("\n")
+    }
+
+    /// GET a path on node `i`, as JSON.
+    pub async fn get(&self, i: usize, path: &str) -> Result<(u16, Value)> {
+        let resp = self
+            .http
+            .get(format!("{}{}", self.nodes[i].url, path))
+            .send()
+            .await?;
+        let status = resp.status().as_u16();
+        Ok((status, resp.json().await.unwrap_or(Value::Null)))
+    }
+
+    /// Node `i`'s `/v1/status`, or `None` while it is not answering.
+    pub async fn status(&self, i: usize) -> Option<Value> {
+        match self.get(i, "/v1/status").await {
+            Ok((200, v)) => Some(v),
+            _ => None,
+        }
+    }
+
+    /// Waits until node `i` has committed at least `height`.
+    pub async fn wait_height(&self, i: usize, height: u64, timeout: Duration) -> Result<Value> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(s) = self.status(i).await {
+                if s["height"].as_u64().unwrap_or(0) >= height {
+                    return Ok(s);
+                }
+            }
+            if Instant::now() > deadline {
+                bail!(
+                    "node {i} did not reach height {height} in {timeout:?}; log:\n{}",
+                    self.log_tail(i)
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Submits a signed transaction to node `i`; with `wait`, until committed or rejected.
+    pub async fn submit(&self, i: usize, tx: &SignedTransaction, wait: bool) -> Result<(u16, Value)> {
+        let url = format!(
+            "{}/v1/transactions?wait={wait}&timeout_ms=30000",
+            self.nodes[i].url
+        );
+        let resp = self.http.post(url).json(tx).send().await?;
+        let status = resp.status().as_u16();
+        Ok((status, resp.json().await.unwrap_or(Value::Null)))
+    }
+
+    /// A transaction on this chain, made now, with a fresh nonce.
+    pub fn tx(&self, body: TxBody) -> Transaction {
+        Transaction {
+            chain_id: self.genesis.chain_id.clone(),
+            created_at: now(),
+            nonce: self
+                .nonce
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+            body,
+        }
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for n in &mut self.nodes {
+            if let Some(mut c) = n.child.take() {
+                let _ = c.kill();
+                let _ = c.wait();
+            }
+        }
+    }
+}
+
+/// Now, as a protocol timestamp.
+pub fn now() -> Timestamp {
+    Timestamp(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0),
+    )
+}
+
+/// A valid USCC made from a number (for generating many enterprises).
+pub fn uscc(n: u32) -> Uscc {
+    let body = format!("{:08}", 10_000_000 + n);
+    let org = format!(
+        "{body}{}",
+        compute_org_check_character(&body).unwrap_or('0')
+    );
+    let first17 = format!("91370100{org}");
+    let check = compute_check_character(&first17).unwrap_or('0');
+    Uscc::parse(&format!("{first17}{check}")).unwrap_or_else(|e| panic!("uscc {n}: {e}"))
+}
+
+/// An enterprise key derived from a number.
+pub fn enterprise_key(n: u32) -> KeyPair {
+    let suite = CryptoSuite::Ed25519Sha256;
+    KeyPair::from_seed(suite, suite.file_digest(format!("enterprise-{n}").as_bytes()).0)
+}

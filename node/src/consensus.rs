@@ -1,0 +1,1065 @@
+//! Consensus glue: commonware's Simplex BFT engine with its `marshal` component, running over the
+//! node's libp2p network.
+//!
+//! - [`ChainBlock`] wraps a protocol [`Block`] (or the genesis) as commonware's block type; its
+//!   digest is the protocol block hash, so the engine's chain and the ledger's hash chain are one.
+//! - [`VaultApp`] is the application Simplex drives through marshal's `Inline` wrapper: `propose`
+//!   builds a block from the pool on its parent, `verify` checks a proposal with the same pure
+//!   state machine every node runs (signatures, header, every transaction, log and state roots).
+//! - Finalized blocks arrive from marshal in height order, with backfill of anything missed; the
+//!   [`Finalizer`] fetches each block's finalization certificate, commits the block to RocksDB,
+//!   and only then acknowledges it.
+//! - The five engine channels, and the pending-transaction gossip channel, are [`Channel`]s on
+//!   the one libp2p swarm ([`crate::p2p`]); this module adapts them to commonware's p2p traits.
+
+use std::collections::BTreeSet;
+use std::num::NonZeroUsize;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::{BufMut, Bytes};
+use commonware_actor::{Feedback, Unreliable};
+use commonware_codec::{
+    Buf, Decode, Encode, EncodeSize, Error as CodecError, Read, ReadExt, Write,
+};
+use commonware_consensus::marshal::ancestry::Ancestry;
+use commonware_consensus::marshal::core::{Actor as MarshalActor, Mailbox as MarshalMailbox};
+use commonware_consensus::marshal::resolver::p2p as marshal_resolver;
+use commonware_consensus::marshal::standard::{Inline, Standard};
+use commonware_consensus::marshal::{self, Start, Update};
+use commonware_consensus::simplex::elector::RoundRobin;
+use commonware_consensus::simplex::scheme::ed25519 as ed_scheme;
+use commonware_consensus::simplex::types::{Context as SimplexContext, Finalization};
+use commonware_consensus::simplex::{self, Floor};
+use commonware_consensus::types::{Epoch, FixedEpocher, Height, ViewDelta};
+use commonware_consensus::{Application, Block as CwBlock, BoundedBlock, Heightable, Reporter};
+use commonware_cryptography::certificate::ConstantProvider;
+use commonware_cryptography::ed25519::{PrivateKey, PublicKey as CwKey};
+use commonware_cryptography::sha256::{Digest as CwDigest, Sha256};
+use commonware_cryptography::{Digested, Digestible};
+use commonware_p2p::utils::limited::{Connected, LimitedSender};
+use commonware_p2p::{
+    Blocker, BlockedSubscription, PeerSetSubscription, PeerSetUpdate, Provider, Receiver,
+    Recipients, TrackedPeers, UnlimitedSender,
+};
+use commonware_parallel::Sequential;
+use commonware_runtime::buffer::paged::CacheRef;
+use commonware_runtime::{Clock, IoBuf, IoBufs, Metrics, Quota, Spawner, Storage, Supervisor};
+use commonware_storage::archive::immutable;
+use commonware_utils::channel::{mpsc as cw_mpsc, ring};
+use commonware_utils::ordered::Set;
+use commonware_utils::{Acknowledgement, NZDuration, NZU16, NZU32, NZU64, NZUsize};
+use futures::StreamExt;
+use tokio::sync::{mpsc, watch};
+use vault_protocol::block::Block;
+use vault_protocol::crypto::{CryptoSuite, Digest, KeyPair, PublicKey};
+use vault_protocol::encoding::Canonical;
+use vault_protocol::ids::{BlockHash, DepartmentId, Timestamp};
+use vault_protocol::state::{self, BlockError, ChainHead};
+use vault_protocol::tx::VerifiedTx;
+
+use crate::chain::{Chain, ChainError};
+use crate::context::{now, NodeContext};
+
+/// The runtime clock's time as a protocol timestamp (simulated time under the deterministic
+/// runtime, wall-clock time in production).
+fn clock_now<E: Clock>(clock: &E) -> Timestamp {
+    Timestamp(
+        clock
+            .current()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0),
+    )
+}
+use crate::p2p::{Channel, Inbound, Network};
+
+/// Simplex votes.
+pub const CHANNEL_VOTES: Channel = 0;
+/// Simplex certificates.
+pub const CHANNEL_CERTIFICATES: Channel = 1;
+/// Simplex certificate resolver.
+pub const CHANNEL_RESOLVER: Channel = 2;
+/// Block dissemination (buffered broadcast).
+pub const CHANNEL_BROADCAST: Channel = 3;
+/// Marshal backfill.
+pub const CHANNEL_BACKFILL: Channel = 4;
+/// Pending transactions.
+pub const CHANNEL_TRANSACTIONS: Channel = 10;
+
+/// Every channel the node registers, with its inbound queue size.
+pub const CHANNELS: [(Channel, usize); 6] = [
+    (CHANNEL_VOTES, 4096),
+    (CHANNEL_CERTIFICATES, 4096),
+    (CHANNEL_RESOLVER, 1024),
+    (CHANNEL_BROADCAST, 1024),
+    (CHANNEL_BACKFILL, 1024),
+    (CHANNEL_TRANSACTIONS, 8192),
+];
+
+/// The largest encoded protocol block the engine carries.
+pub const MAX_BLOCK_BYTES: usize = 32 * 1024 * 1024;
+
+fn cw_key(key: &PublicKey) -> Result<CwKey, CodecError> {
+    CwKey::decode(Bytes::copy_from_slice(key.as_bytes()))
+}
+
+fn our_key(key: &CwKey) -> PublicKey {
+    let mut b = [0u8; 32];
+    b.copy_from_slice(key.as_ref());
+    PublicKey::from_bytes(b)
+}
+
+fn cw_digest(hash: &BlockHash) -> CwDigest {
+    CwDigest(hash.0 .0)
+}
+
+fn our_hash(d: &CwDigest) -> BlockHash {
+    BlockHash(Digest(d.0))
+}
+
+/// The namespace every consensus signature of this chain is made under.
+pub fn namespace(chain_id: &str, genesis: &BlockHash) -> Vec<u8> {
+    format!("shuzi-baoxianxiang/{chain_id}/{genesis}").into_bytes()
+}
+
+// ---------------------------------------------------------------------------------------------
+// The block type
+// ---------------------------------------------------------------------------------------------
+
+#[derive(Debug, PartialEq, Eq)]
+enum Kind {
+    Genesis(BlockHash),
+    Block(Block),
+}
+
+/// A block as the consensus engine sees it: the genesis (height 0), or a protocol block.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChainBlock {
+    kind: Arc<Kind>,
+    hash: BlockHash,
+    suite: CryptoSuite,
+}
+
+impl ChainBlock {
+    /// The genesis block.
+    pub fn genesis(hash: BlockHash, suite: CryptoSuite) -> Self {
+        Self {
+            kind: Arc::new(Kind::Genesis(hash)),
+            hash,
+            suite,
+        }
+    }
+
+    /// A protocol block.
+    pub fn new(block: Block, suite: CryptoSuite) -> Self {
+        let hash = block.header.hash(suite);
+        Self {
+            kind: Arc::new(Kind::Block(block)),
+            hash,
+            suite,
+        }
+    }
+
+    /// The protocol block (`None` for the genesis).
+    pub fn block(&self) -> Option<&Block> {
+        match &*self.kind {
+            Kind::Block(b) => Some(b),
+            Kind::Genesis(_) => None,
+        }
+    }
+
+    /// The block hash.
+    pub fn hash(&self) -> BlockHash {
+        self.hash
+    }
+}
+
+impl Write for ChainBlock {
+    fn write(&self, buf: &mut impl BufMut) {
+        match &*self.kind {
+            Kind::Genesis(h) => {
+                buf.put_u8(0);
+                buf.put_slice(&h.0 .0);
+            }
+            Kind::Block(b) => {
+                buf.put_u8(1);
+                Bytes::from(b.encode()).write(buf);
+            }
+        }
+    }
+}
+
+impl EncodeSize for ChainBlock {
+    fn encode_size(&self) -> usize {
+        match &*self.kind {
+            Kind::Genesis(_) => 33,
+            Kind::Block(b) => 1 + Bytes::from(b.encode()).encode_size(),
+        }
+    }
+}
+
+/// How a [`ChainBlock`] decodes: the largest block and the suite.
+#[derive(Debug, Clone, Copy)]
+pub struct BlockCodec {
+    /// Largest encoded protocol block.
+    pub max_bytes: usize,
+    /// The chain's suite.
+    pub suite: CryptoSuite,
+}
+
+impl Read for ChainBlock {
+    type Cfg = BlockCodec;
+    fn read_cfg(buf: &mut impl Buf, cfg: &BlockCodec) -> Result<Self, CodecError> {
+        match u8::read(buf)? {
+            0 => {
+                let d = CwDigest::read(buf)?;
+                Ok(ChainBlock::genesis(our_hash(&d), cfg.suite))
+            }
+            1 => {
+                let bytes = Bytes::read_cfg(buf, &(..=cfg.max_bytes).into())?;
+                let block = Block::decode(&bytes)
+                    .map_err(|e| CodecError::Wrapped("protocol block", Box::new(e)))?;
+                Ok(ChainBlock::new(block, cfg.suite))
+            }
+            t => Err(CodecError::InvalidEnum(t)),
+        }
+    }
+}
+
+impl Digestible for ChainBlock {
+    type Digest = CwDigest;
+    fn digest(&self) -> CwDigest {
+        cw_digest(&self.hash)
+    }
+}
+
+impl Heightable for ChainBlock {
+    fn height(&self) -> Height {
+        Height::new(self.block().map_or(0, |b| b.header.height))
+    }
+}
+
+impl CwBlock for ChainBlock {
+    fn parent(&self) -> CwDigest {
+        match &*self.kind {
+            Kind::Genesis(_) => CwDigest([0u8; 32]),
+            Kind::Block(b) => cw_digest(&b.header.parent),
+        }
+    }
+}
+
+impl BoundedBlock for ChainBlock {
+    fn max_encode_size(cfg: &BlockCodec) -> usize {
+        1 + 5 + cfg.max_bytes
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// p2p adapter
+// ---------------------------------------------------------------------------------------------
+
+/// Sends a channel's messages through the libp2p network.
+#[derive(Clone)]
+pub struct ChannelSender {
+    net: Network,
+    channel: Channel,
+}
+
+impl UnlimitedSender for ChannelSender {
+    type PublicKey = CwKey;
+
+    fn send(
+        &mut self,
+        recipients: Recipients<CwKey>,
+        message: impl Into<IoBufs> + Send,
+        _priority: bool,
+    ) -> Unreliable<Feedback> {
+        let bytes: Bytes = message.into().coalesce().into();
+        let targets: Vec<PublicKey> = match recipients {
+            Recipients::All => self.net.connected(),
+            Recipients::Some(v) => v.iter().map(our_key).collect(),
+            Recipients::One(k) => vec![our_key(&k)],
+        };
+        if targets.is_empty() {
+            return Unreliable::Outcome(Feedback::Ok);
+        }
+        let mut queued = false;
+        for t in &targets {
+            queued |= self.net.send(t, self.channel, bytes.clone());
+        }
+        if queued {
+            Unreliable::Outcome(Feedback::Ok)
+        } else {
+            Unreliable::Rejected
+        }
+    }
+}
+
+/// The connected validators, for resolving "all" recipients.
+#[derive(Clone)]
+pub struct ConnectedPeers {
+    net: Network,
+    subscribers: Arc<Mutex<Vec<ring::Sender<Vec<CwKey>>>>>,
+}
+
+impl ConnectedPeers {
+    fn new(net: Network) -> Self {
+        let me = Self {
+            net,
+            subscribers: Arc::new(Mutex::new(Vec::new())),
+        };
+        let watcher = me.clone();
+        tokio::spawn(async move {
+            let mut last: Vec<CwKey> = Vec::new();
+            loop {
+                let now = watcher.snapshot();
+                if now != last {
+                    if let Ok(mut subs) = watcher.subscribers.lock() {
+                        subs.retain(|s| s.send_lossy(now.clone()));
+                    }
+                    last = now;
+                }
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+        });
+        me
+    }
+
+    fn snapshot(&self) -> Vec<CwKey> {
+        let mut v: Vec<CwKey> = self
+            .net
+            .connected()
+            .iter()
+            .filter_map(|k| cw_key(k).ok())
+            .collect();
+        v.sort();
+        v
+    }
+}
+
+impl Connected for ConnectedPeers {
+    type PublicKey = CwKey;
+
+    fn peers(&self) -> Vec<CwKey> {
+        self.snapshot()
+    }
+
+    fn subscribe(&self) -> ring::Receiver<Vec<CwKey>> {
+        let (tx, rx) = ring::channel(NZUsize!(1));
+        tx.send_lossy(self.snapshot());
+        if let Ok(mut subs) = self.subscribers.lock() {
+            subs.push(tx);
+        }
+        rx
+    }
+}
+
+/// The network has shut down.
+#[derive(Debug, thiserror::Error)]
+#[error("the p2p channel closed")]
+pub struct ChannelClosed;
+
+/// Receives a channel's messages from the libp2p network.
+#[derive(Debug)]
+pub struct ChannelReceiver {
+    rx: Inbound,
+    capacity: NonZeroUsize,
+}
+
+impl Receiver for ChannelReceiver {
+    type Error = ChannelClosed;
+    type PublicKey = CwKey;
+
+    async fn recv(&mut self) -> Result<(CwKey, IoBuf), ChannelClosed> {
+        loop {
+            let (from, bytes) = self.rx.recv().await.ok_or(ChannelClosed)?;
+            if let Ok(k) = cw_key(&from) {
+                return Ok((k, IoBuf::from(bytes)));
+            }
+        }
+    }
+
+    fn capacity(&self) -> NonZeroUsize {
+        self.capacity
+    }
+}
+
+/// Blocks misbehaving peers: disconnects them and refuses them until restart.
+#[derive(Clone)]
+pub struct PeerBlocker {
+    net: Network,
+    blocked: Arc<Mutex<BTreeSet<CwKey>>>,
+    subscribers: Arc<Mutex<Vec<ring::Sender<Set<CwKey>>>>>,
+}
+
+impl PeerBlocker {
+    fn current(&self) -> Set<CwKey> {
+        let b = self.blocked.lock().map(|b| b.clone()).unwrap_or_default();
+        Set::from_iter_dedup(b)
+    }
+}
+
+impl Blocker for PeerBlocker {
+    type PublicKey = CwKey;
+
+    fn block(&mut self, peer: CwKey) -> Feedback {
+        tracing::warn!(peer = %our_key(&peer), "blocking a peer for misbehaviour");
+        if let Ok(mut b) = self.blocked.lock() {
+            b.insert(peer.clone());
+        }
+        self.net.block(our_key(&peer));
+        let set = self.current();
+        if let Ok(mut subs) = self.subscribers.lock() {
+            subs.retain(|s| s.send_lossy(set.clone()));
+        }
+        Feedback::Ok
+    }
+
+    fn blocked(&mut self) -> BlockedSubscription<CwKey> {
+        let (tx, rx) = ring::channel(NZUsize!(1));
+        tx.send_lossy(self.current());
+        if let Ok(mut subs) = self.subscribers.lock() {
+            subs.push(tx);
+        }
+        rx
+    }
+}
+
+/// The validator set, as the resolver and broadcast engines ask for it.
+#[derive(Clone)]
+pub struct ValidatorSet {
+    validators: Set<CwKey>,
+    subscribers: Arc<Mutex<Vec<cw_mpsc::UnboundedSender<PeerSetUpdate<CwKey>>>>>,
+}
+
+impl std::fmt::Debug for ValidatorSet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "ValidatorSet({})", self.validators.len())
+    }
+}
+
+impl Provider for ValidatorSet {
+    type PublicKey = CwKey;
+
+    async fn peer_set(&mut self, id: u64) -> Option<TrackedPeers<CwKey>> {
+        (id == 0).then(|| TrackedPeers::primary(self.validators.clone()))
+    }
+
+    async fn subscribe(&mut self) -> PeerSetSubscription<CwKey> {
+        let (tx, rx) = cw_mpsc::unbounded_channel();
+        let tracked = TrackedPeers::primary(self.validators.clone());
+        let _ = tx.send(PeerSetUpdate {
+            index: 0,
+            latest: tracked.clone(),
+            all: tracked,
+        });
+        // Keep the sender for the node's lifetime: a closed subscription stops the engines.
+        if let Ok(mut subs) = self.subscribers.lock() {
+            subs.push(tx);
+        }
+        rx
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The application
+// ---------------------------------------------------------------------------------------------
+
+/// The application Simplex drives.
+#[derive(Clone)]
+pub struct VaultApp {
+    ctx: Arc<NodeContext>,
+    chain: Arc<Chain>,
+    empty_block_interval: Duration,
+    max_block_transactions: usize,
+}
+
+impl VaultApp {
+    /// Verified transactions of a block, reusing the pool's verification where possible.
+    fn verify_transactions(&self, block: &Block) -> Result<Vec<VerifiedTx>, BlockError> {
+        let suite = self.ctx.store.suite();
+        block
+            .transactions
+            .iter()
+            .enumerate()
+            .map(|(index, t)| match self.ctx.pool.verified(&t.id(suite)) {
+                Some(v) if v.signed() == t => Ok(v),
+                _ => t
+                    .clone()
+                    .verify(suite)
+                    .map_err(|error| BlockError::BadEndorsement { index, error }),
+            })
+            .collect()
+    }
+
+    /// Makes sure every ancestor down to a known block is verified, oldest first.
+    async fn verify_ancestors(
+        &self,
+        mut ancestry: impl Ancestry<ChainBlock>,
+        skip_first: bool,
+    ) -> Result<Option<BlockHash>, ChainError> {
+        let mut unknown: Vec<ChainBlock> = Vec::new();
+        let mut first = true;
+        let mut parent = None;
+        while let Some(b) = ancestry.next().await {
+            let block = b.inner().clone();
+            if first && skip_first {
+                first = false;
+                unknown.push(block);
+                continue;
+            }
+            first = false;
+            if parent.is_none() {
+                parent = Some(block.hash());
+            }
+            if self.chain.knows(&block.hash())? {
+                break;
+            }
+            unknown.push(block);
+        }
+        let candidate = if skip_first && !unknown.is_empty() {
+            Some(unknown.remove(0))
+        } else {
+            None
+        };
+        for b in unknown.into_iter().rev() {
+            if let Some(block) = b.block() {
+                let txs = self.verify_transactions(block)?;
+                self.chain.verify(Arc::new(block.clone()), &txs)?;
+            }
+        }
+        if let Some(c) = candidate {
+            if let Some(block) = c.block() {
+                let txs = self.verify_transactions(block)?;
+                self.chain.verify(Arc::new(block.clone()), &txs)?;
+            }
+        }
+        Ok(parent)
+    }
+}
+
+type Scheme = ed_scheme::Scheme;
+
+impl<E: Clock + Spawner + Metrics> Application<E> for VaultApp {
+    type SigningScheme = Scheme;
+    type Context = SimplexContext<CwDigest, CwKey>;
+    type Block = ChainBlock;
+    type Input = ();
+
+    async fn propose(
+        &mut self,
+        context: (E, Self::Context),
+        ancestry: impl Ancestry<ChainBlock>,
+        _input: (),
+    ) -> Option<Digested<ChainBlock>> {
+        let parent = match self.verify_ancestors(ancestry, false).await {
+            Ok(Some(p)) => p,
+            Ok(None) => return None,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot build on the parent");
+                return None;
+            }
+        };
+        let parent_head: ChainHead = self.chain.head_after(&parent).ok()?;
+        // Wait briefly for transactions, so that an idle network makes few empty blocks.
+        let not_before = parent_head.time.plus(self.empty_block_interval.as_millis() as u64);
+        while self.ctx.pool.is_empty() && clock_now(&context.0) < not_before {
+            context.0.sleep(Duration::from_millis(20)).await;
+        }
+        let candidates = self.ctx.pool.pending(self.max_block_transactions);
+        let department = self.ctx.department.clone();
+        match self
+            .chain
+            .propose(&parent, &department, clock_now(&context.0), candidates)
+        {
+            Ok((block, rejected)) => {
+                if !rejected.is_empty() {
+                    self.ctx.pool.reject(rejected);
+                }
+                let suite = self.ctx.store.suite();
+                let cb = ChainBlock::new((*block).clone(), suite);
+                let digest = cb.digest();
+                Some(Digested::precomputed(cb, digest))
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "failed to build a block");
+                None
+            }
+        }
+    }
+
+    async fn verify(
+        &mut self,
+        context: (E, Self::Context),
+        ancestry: impl Ancestry<ChainBlock>,
+    ) -> bool {
+        let mut peek = ancestry.clone();
+        let Some(candidate) = peek.next().await else {
+            return false;
+        };
+        let Some(block) = candidate.inner().block() else {
+            return false;
+        };
+        let limit = clock_now(&context.0).plus(crate::context::MAX_BLOCK_TIME_SKEW_MS);
+        if block.header.time > limit {
+            tracing::warn!(time = %block.header.time, "proposal from the future");
+            return false;
+        }
+        match self.verify_ancestors(ancestry, true).await {
+            Ok(_) => true,
+            Err(e) => {
+                tracing::warn!(error = %e, height = block.header.height, "rejecting a proposal");
+                false
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Finalized blocks
+// ---------------------------------------------------------------------------------------------
+
+type Ack = commonware_utils::acknowledgement::Exact;
+
+/// Receives finalized blocks from marshal, in height order.
+#[derive(Clone)]
+pub struct Finalizer {
+    tx: cw_mpsc::UnboundedSender<(Digested<ChainBlock>, Ack)>,
+    ctx: Arc<NodeContext>,
+}
+
+impl Reporter for Finalizer {
+    type Activity = Update<ChainBlock>;
+
+    fn report(&mut self, activity: Update<ChainBlock>) -> Feedback {
+        match activity {
+            Update::Tip(_, height, _) => self.ctx.saw_finalized(height.get()),
+            Update::Block(block, ack) => {
+                let _ = self.tx.send((block, ack));
+            }
+        }
+        Feedback::Ok
+    }
+}
+
+/// What the consensus engine needs from the node.
+pub struct AppParts {
+    /// Shared node context.
+    pub ctx: Arc<NodeContext>,
+    /// Where new heads are published.
+    pub heads: watch::Sender<ChainHead>,
+    /// The chain.
+    pub chain: Arc<Chain>,
+    /// This node's key.
+    pub node_key: KeyPair,
+    /// Validators' node keys (the current members).
+    pub validators: Vec<PublicKey>,
+    /// Timing.
+    pub timing: crate::config::ConsensusConfig,
+    /// Max transactions per block.
+    pub max_block_transactions: usize,
+    /// Prefix of the engine's storage partitions (unique per node sharing a storage).
+    pub partition_prefix: String,
+}
+
+/// The engines' network: one sender/receiver pair per channel, a blocker and the peer sets.
+pub struct EngineNetwork<S, R, B, P> {
+    /// Simplex votes.
+    pub votes: (S, R),
+    /// Simplex certificates.
+    pub certificates: (S, R),
+    /// Simplex certificate resolver.
+    pub resolver: (S, R),
+    /// Block broadcast.
+    pub broadcast: (S, R),
+    /// Marshal backfill.
+    pub backfill: (S, R),
+    /// Blocks misbehaving peers.
+    pub blocker: B,
+    /// The validator set.
+    pub peers: P,
+}
+
+/// Adapts the libp2p [`Network`] to the engines' channels.
+pub fn libp2p_engine_network<E: Clock + Supervisor>(
+    context: &E,
+    net: &Network,
+    inbound: &mut std::collections::HashMap<Channel, Inbound>,
+    validators: &[PublicKey],
+) -> anyhow::Result<
+    EngineNetwork<
+        LimitedSender<E, ChannelSender, ConnectedPeers>,
+        ChannelReceiver,
+        PeerBlocker,
+        ValidatorSet,
+    >,
+> {
+    let quota = Quota::per_second(NZU32!(100_000));
+    let connected = ConnectedPeers::new(net.clone());
+    let mut channel = |ch: Channel| -> anyhow::Result<_> {
+        let rx = inbound
+            .remove(&ch)
+            .ok_or_else(|| anyhow::anyhow!("channel {ch} not registered"))?;
+        let cap = rx.max_capacity();
+        let sender = LimitedSender::new(
+            ChannelSender {
+                net: net.clone(),
+                channel: ch,
+            },
+            quota,
+            context.child("limiter"),
+            connected.clone(),
+        );
+        Ok((
+            sender,
+            ChannelReceiver {
+                rx,
+                capacity: NonZeroUsize::new(cap).unwrap_or(NZUsize!(1)),
+            },
+        ))
+    };
+    let keys = validators
+        .iter()
+        .map(cw_key)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| anyhow::anyhow!("validator key: {e}"))?;
+    Ok(EngineNetwork {
+        votes: channel(CHANNEL_VOTES)?,
+        certificates: channel(CHANNEL_CERTIFICATES)?,
+        resolver: channel(CHANNEL_RESOLVER)?,
+        broadcast: channel(CHANNEL_BROADCAST)?,
+        backfill: channel(CHANNEL_BACKFILL)?,
+        blocker: PeerBlocker {
+            net: net.clone(),
+            blocked: Arc::new(Mutex::new(BTreeSet::new())),
+            subscribers: Arc::new(Mutex::new(Vec::new())),
+        },
+        peers: ValidatorSet {
+            validators: Set::from_iter_dedup(keys),
+            subscribers: Arc::new(Mutex::new(Vec::new())),
+        },
+    })
+}
+
+fn immutable_cfg<C>(prefix: &str, name: &str, page_cache: CacheRef, codec_config: C) -> immutable::Config<C> {
+    immutable::Config {
+        metadata_partition: format!("{prefix}-{name}-metadata"),
+        freezer_table_partition: format!("{prefix}-{name}-freezer-table"),
+        freezer_table_initial_size: 1024,
+        freezer_table_resize_frequency: 10,
+        freezer_table_resize_chunk_size: 128,
+        freezer_key_partition: format!("{prefix}-{name}-freezer-key"),
+        freezer_key_page_cache: page_cache,
+        freezer_value_partition: format!("{prefix}-{name}-freezer-value"),
+        freezer_value_target_size: 64 * 1024 * 1024,
+        freezer_value_compression: None,
+        ordinal_partition: format!("{prefix}-{name}-ordinal"),
+        items_per_section: NZU64!(4096),
+        freezer_key_write_buffer: NZUsize!(64 * 1024),
+        freezer_value_write_buffer: NZUsize!(1024 * 1024),
+        ordinal_write_buffer: NZUsize!(64 * 1024),
+        replay_buffer: NZUsize!(1024 * 1024),
+        codec_config,
+    }
+}
+
+/// Starts marshal, block broadcast, backfill and Simplex on `context` over `network`, and the
+/// task that commits finalized blocks. Returns once everything is started.
+pub async fn start<E, S, R, B, P>(
+    context: E,
+    parts: AppParts,
+    network: EngineNetwork<S, R, B, P>,
+) -> anyhow::Result<()>
+where
+    E: Spawner + Clock + Metrics + Storage + Supervisor + rand_core::CryptoRng,
+    S: commonware_p2p::Sender<PublicKey = CwKey>,
+    R: Receiver<PublicKey = CwKey>,
+    B: Blocker<PublicKey = CwKey>,
+    P: Provider<PublicKey = CwKey>,
+{
+    let AppParts {
+        ctx,
+        heads,
+        chain,
+        node_key,
+        validators,
+        timing,
+        max_block_transactions,
+        partition_prefix,
+    } = parts;
+    let EngineNetwork {
+        votes,
+        certificates,
+        resolver: resolver_net,
+        broadcast: broadcast_net,
+        backfill: backfill_net,
+        blocker,
+        peers,
+    } = network;
+    let suite = ctx.store.suite();
+    let genesis_hash = ctx.store.genesis_hash();
+    let ns = namespace(ctx.genesis.chain_id.as_str(), &genesis_hash);
+    let signer = PrivateKey::decode(Bytes::copy_from_slice(&node_key.seed()))
+        .map_err(|e| anyhow::anyhow!("node key: {e}"))?;
+    let me = signer.public_key();
+    let participants = Set::from_iter_dedup(
+        validators
+            .iter()
+            .map(cw_key)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| anyhow::anyhow!("validator key: {e}"))?,
+    );
+    let scheme = Scheme::signer(&ns, participants.clone(), signer)
+        .ok_or_else(|| anyhow::anyhow!("this node's key is not a validator of the genesis"))?;
+    let codec = BlockCodec {
+        max_bytes: MAX_BLOCK_BYTES,
+        suite,
+    };
+    let resolver = marshal_resolver::init(
+        context.child("marshal_resolver"),
+        marshal_resolver::Config {
+            public_key: me.clone(),
+            peer_provider: peers.clone(),
+            blocker: blocker.clone(),
+            mailbox_size: NZUsize!(1024),
+            fetch_timeout: NZDuration!(Duration::from_secs(2)),
+            fetch_retry_delay: Duration::from_millis(200),
+            priority_requests: false,
+            priority_responses: false,
+        },
+        backfill_net,
+    );
+    let (broadcast_engine, buffer) = commonware_broadcast::buffered::Engine::new(
+        context.child("broadcast"),
+        commonware_broadcast::buffered::Config {
+            public_key: me.clone(),
+            mailbox_size: NZUsize!(1024),
+            deque_size: 32,
+            priority: false,
+            codec_config: codec,
+            peer_provider: peers.clone(),
+            strategy: Sequential,
+        },
+    );
+    broadcast_engine.start(broadcast_net);
+
+    let page_cache = CacheRef::new(NZU16!(4096), NZUsize!(1024));
+    let prefix = partition_prefix.as_str();
+    let finalizations = immutable::Archive::init(
+        context.child("finalizations"),
+        immutable_cfg(
+            prefix,
+            "finalizations",
+            page_cache.clone(),
+            <Scheme as commonware_cryptography::certificate::Verifier>::certificate_codec_config_unbounded(),
+        ),
+    )
+    .await
+    .map_err(|e| anyhow::anyhow!("finalization archive: {e}"))?;
+    let blocks = immutable::Archive::init(
+        context.child("blocks"),
+        immutable_cfg(prefix, "blocks", page_cache.clone(), codec),
+    )
+    .await
+    .map_err(|e| anyhow::anyhow!("block archive: {e}"))?;
+    let epocher = FixedEpocher::new(NZU64!(1 << 62));
+    let genesis = ChainBlock::genesis(genesis_hash, suite);
+    let genesis_digest = genesis.digest();
+    let (actor, mailbox, _floor) = MarshalActor::<_, Standard<ChainBlock>, _, _, _, _, _>::init(
+        context.child("marshal"),
+        finalizations,
+        blocks,
+        marshal::Config {
+            provider: ConstantProvider::<Scheme, Epoch>::new(scheme.clone()),
+            epocher: epocher.clone(),
+            start: Start::Genesis(Digested::precomputed(genesis, genesis_digest)),
+            partition_prefix: prefix.to_string(),
+            mailbox_size: NZUsize!(1024),
+            view_retention: ViewDelta::new(16),
+            prunable_items_per_section: NZU64!(64),
+            page_cache: page_cache.clone(),
+            replay_buffer: NZUsize!(1024 * 1024),
+            key_write_buffer: NZUsize!(64 * 1024),
+            value_write_buffer: NZUsize!(1024 * 1024),
+            block_codec_config: codec,
+            max_repair: NZUsize!(32),
+            max_pending_acks: NZUsize!(64),
+            strategy: Sequential,
+        },
+    )
+    .await;
+    let (finalized_tx, finalized_rx) = cw_mpsc::unbounded_channel();
+    actor.start(
+        Finalizer {
+            tx: finalized_tx,
+            ctx: ctx.clone(),
+        },
+        buffer,
+        resolver,
+    );
+    let others: Vec<CwKey> = participants.iter().filter(|p| **p != me).cloned().collect();
+    context.child("finalizer").spawn({
+        let ctx = ctx.clone();
+        let chain = chain.clone();
+        let mailbox = mailbox.clone();
+        move |rt| commit_loop(rt, ctx, chain, heads, mailbox, finalized_rx, others)
+    });
+
+    let app = Inline::new(
+        context.child("app"),
+        VaultApp {
+            ctx: ctx.clone(),
+            chain,
+            empty_block_interval: timing.empty_block_interval,
+            max_block_transactions,
+        },
+        mailbox,
+        epocher,
+    );
+    let engine = simplex::Engine::new(
+        context.child("simplex"),
+        simplex::Config {
+            scheme,
+            elector: RoundRobin::<Sha256>::default(),
+            blocker,
+            automaton: app.clone(),
+            relay: app.clone(),
+            reporter: app,
+            track_historical_votes: false,
+            strategy: Sequential,
+            partition: format!("{prefix}-simplex-epoch-0"),
+            mailbox_size: NZUsize!(1024),
+            epoch: Epoch::zero(),
+            floor: Floor::Genesis(genesis_digest),
+            replay_buffer: NZUsize!(1024 * 1024),
+            write_buffer: NZUsize!(1024 * 1024),
+            page_cache,
+            leader_timeout: timing.leader_timeout,
+            certification_timeout: timing.notarization_timeout,
+            timeout_retry: timing.nullify_retry,
+            view_retention: ViewDelta::new(16),
+            skip: simplex::SkipPolicy::Disabled,
+            fetch_timeout: NZDuration!(Duration::from_secs(1)),
+            fetch_retry_delay: Duration::from_millis(200),
+            forward: simplex::ForwardPolicy::Disabled,
+        },
+    );
+    engine.start(votes, certificates, resolver_net);
+    Ok(())
+}
+
+async fn commit_loop<E: Clock>(
+    rt: E,
+    ctx: Arc<NodeContext>,
+    chain: Arc<Chain>,
+    heads: watch::Sender<ChainHead>,
+    mailbox: MarshalMailbox<Scheme, Standard<ChainBlock>>,
+    mut finalized: cw_mpsc::UnboundedReceiver<(Digested<ChainBlock>, Ack)>,
+    others: Vec<CwKey>,
+) {
+    while let Some((block, ack)) = finalized.recv().await {
+        let Some(b) = block.inner().block() else {
+            ack.acknowledge();
+            continue;
+        };
+        let height = Height::new(b.header.height);
+        ctx.saw_finalized(b.header.height);
+        // Keep the block's own finalization certificate when one exists; marshal will not fetch
+        // it once the block is acknowledged.
+        let mut fin = mailbox.get_finalization(height).await;
+        if fin.is_none() && !others.is_empty() {
+            if let Ok(peers) = commonware_utils::vec::NonEmptyVec::try_from(others.clone()) {
+                mailbox.hint_finalized(height, peers);
+            }
+            for _ in 0..20 {
+                rt.sleep(Duration::from_millis(100)).await;
+                fin = mailbox.get_finalization(height).await;
+                if fin.is_some() {
+                    break;
+                }
+            }
+        }
+        let certificate: Option<Vec<u8>> = fin.map(|f: Finalization<Scheme, CwDigest>| f.encode().to_vec());
+        let verify = |blk: &Block| -> Result<Vec<VerifiedTx>, BlockError> {
+            state::verify_transactions(ctx.store.suite(), blk)
+        };
+        match chain.commit_finalized(b, certificate.as_deref(), verify) {
+            Ok(done) => {
+                ctx.pool.committed(done.head.height, &done.tx_ids);
+                let head = done.head.clone();
+                heads.send_replace(done.head);
+                let proposer: DepartmentId = ctx.department.clone();
+                ctx.pool.revalidate(
+                    &ctx.store.snapshot(),
+                    &proposer,
+                    Timestamp(clock_now(&rt).0.max(head.time.0 + 1)),
+                    4096,
+                );
+                tracing::debug!(height = head.height, txs = done.tx_ids.len(), "committed");
+                ack.acknowledge();
+            }
+            Err(e) => {
+                // A finalized block that our state machine refuses means this node's state has
+                // diverged (or its disk failed): stop rather than serve a wrong ledger.
+                tracing::error!(error = %e, height = b.header.height, "cannot commit a finalized block; stopping");
+                std::process::exit(70);
+            }
+        }
+    }
+}
+
+/// Verifies a stored finalization certificate against the validator keys, offline.
+pub fn verify_certificate(
+    chain_id: &str,
+    genesis: &BlockHash,
+    validators: &[PublicKey],
+    block_hash: &BlockHash,
+    certificate: &[u8],
+) -> Result<(), String> {
+    let ns = namespace(chain_id, genesis);
+    let keys = validators
+        .iter()
+        .map(cw_key)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| e.to_string())?;
+    let participants = Set::from_iter_dedup(keys);
+    let verifier = Scheme::verifier(&ns, participants.clone());
+    let fin = Finalization::<Scheme, CwDigest>::decode_cfg(
+        Bytes::copy_from_slice(certificate),
+        &participants.len(),
+    )
+    .map_err(|e| format!("certificate does not decode: {e}"))?;
+    if fin.proposal.payload != cw_digest(block_hash) {
+        return Err("certificate is for another block".into());
+    }
+    if !fin.verify(&mut commonware_utils::sys_rng(), &verifier, &Sequential) {
+        return Err("certificate signatures do not verify or fall short of the quorum".into());
+    }
+    Ok(())
+}
+
+/// Runs the inbound pending-transaction gossip: admits each into the pool.
+pub fn spawn_tx_gossip(ctx: Arc<NodeContext>, mut inbound: Inbound) {
+    tokio::spawn(async move {
+        while let Some((from, bytes)) = inbound.recv().await {
+            let Ok(signed) = vault_protocol::tx::SignedTransaction::decode(&bytes) else {
+                tracing::debug!(peer = %from, "undecodable gossiped transaction");
+                continue;
+            };
+            let Ok(gov) = ctx.governance() else { continue };
+            let _ = ctx
+                .pool
+                .admit(&ctx.store.snapshot(), &gov, &ctx.head(), now(), signed);
+        }
+    });
+}
+
+/// Sends locally submitted transactions to every connected peer.
+pub fn spawn_tx_broadcast(net: Network, mut outbound: mpsc::Receiver<vault_protocol::tx::SignedTransaction>) {
+    tokio::spawn(async move {
+        while let Some(tx) = outbound.recv().await {
+            net.broadcast(CHANNEL_TRANSACTIONS, Bytes::from(tx.encode()));
+        }
+    });
+}

@@ -1,0 +1,83 @@
+//! What the node's services share: the store, the pool, the head, and the network's view.
+
+use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use tokio::sync::{mpsc, watch};
+use vault_protocol::genesis::Genesis;
+use vault_protocol::governance::Governance;
+use vault_protocol::ids::{DepartmentId, Timestamp};
+use vault_protocol::state::{self, ChainHead};
+use vault_protocol::tx::SignedTransaction;
+
+use crate::pool::Pool;
+use crate::store::{Store, StoreError};
+
+/// How far ahead of this node's clock a proposed block's time may be.
+pub const MAX_BLOCK_TIME_SKEW_MS: u64 = 5_000;
+
+/// The current wall-clock time as a protocol timestamp.
+pub fn now() -> Timestamp {
+    Timestamp(
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0),
+    )
+}
+
+/// Shared node context.
+pub struct NodeContext {
+    /// This node's department.
+    pub department: DepartmentId,
+    /// The genesis.
+    pub genesis: Genesis,
+    /// The store.
+    pub store: Arc<Store>,
+    /// Pending transactions.
+    pub pool: Pool,
+    /// The newest committed head.
+    pub head: watch::Receiver<ChainHead>,
+    /// Transactions to spread to the other nodes.
+    pub gossip: mpsc::Sender<SignedTransaction>,
+    /// Departments whose nodes are connected now.
+    pub peers: Mutex<BTreeSet<DepartmentId>>,
+    /// The highest finalized height this node has heard of (from consensus or peers).
+    pub finalized_seen: AtomicU64,
+    /// The node's HTTP base URL (for status).
+    pub http_url: String,
+    /// The node's p2p listen address.
+    pub p2p_address: String,
+}
+
+impl NodeContext {
+    /// The newest committed head.
+    pub fn head(&self) -> ChainHead {
+        self.head.borrow().clone()
+    }
+
+    /// The current governance state.
+    pub fn governance(&self) -> Result<Governance, StoreError> {
+        Ok(state::governance(&self.store.snapshot())?)
+    }
+
+    /// Whether this node has committed every block it has heard of.
+    pub fn is_synced(&self) -> bool {
+        self.head().height >= self.finalized_seen.load(Ordering::Relaxed)
+    }
+
+    /// Notes a finalized height heard of.
+    pub fn saw_finalized(&self, height: u64) {
+        self.finalized_seen.fetch_max(height, Ordering::Relaxed);
+    }
+
+    /// Connected peers.
+    pub fn connected_peers(&self) -> Vec<DepartmentId> {
+        self.peers
+            .lock()
+            .map(|p| p.iter().cloned().collect())
+            .unwrap_or_default()
+    }
+}

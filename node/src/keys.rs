@@ -1,0 +1,140 @@
+//! Key files: a department's signing key and its node key, as small JSON files readable only by
+//! their owner.
+
+use std::fs;
+use std::io::Write;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+use vault_protocol::crypto::{CryptoSuite, KeyPair, PublicKey};
+
+/// Why a key file could not be read or written.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyFileError {
+    /// I/O.
+    #[error("key file {path}: {source}")]
+    Io {
+        /// The file.
+        path: String,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// Not a key file.
+    #[error("key file {path} is not valid: {reason}")]
+    Invalid {
+        /// The file.
+        path: String,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// The on-disk form of a key.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct KeyFile {
+    suite: CryptoSuite,
+    role: String,
+    public_key: PublicKey,
+    secret_seed: String,
+}
+
+/// Generates a fresh key pair from the operating system's randomness.
+pub fn generate(suite: CryptoSuite) -> Result<KeyPair, getrandom::Error> {
+    let mut seed = [0u8; 32];
+    getrandom::getrandom(&mut seed)?;
+    Ok(KeyPair::from_seed(suite, seed))
+}
+
+/// Writes `key` to `path` (mode 0600 on Unix), refusing to overwrite an existing file.
+pub fn write(path: &Path, key: &KeyPair, role: &str) -> Result<(), KeyFileError> {
+    let err = |source| KeyFileError::Io {
+        path: path.display().to_string(),
+        source,
+    };
+    let body = KeyFile {
+        suite: key.suite(),
+        role: role.to_string(),
+        public_key: key.public(),
+        secret_seed: hex::encode(key.seed()),
+    };
+    let json = serde_json::to_string_pretty(&body).map_err(|e| KeyFileError::Invalid {
+        path: path.display().to_string(),
+        reason: e.to_string(),
+    })?;
+    if let Some(dir) = path.parent() {
+        fs::create_dir_all(dir).map_err(err)?;
+    }
+    let mut opts = fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    let mut f = opts.open(path).map_err(err)?;
+    f.write_all(json.as_bytes()).map_err(err)?;
+    f.write_all(b"\n").map_err(err)?;
+    f.sync_all().map_err(err)
+}
+
+/// Reads a key file and checks that its public key matches its secret.
+pub fn read(path: &Path) -> Result<KeyPair, KeyFileError> {
+    let p = path.display().to_string();
+    let text = fs::read_to_string(path).map_err(|source| KeyFileError::Io {
+        path: p.clone(),
+        source,
+    })?;
+    let file: KeyFile = serde_json::from_str(&text).map_err(|e| KeyFileError::Invalid {
+        path: p.clone(),
+        reason: e.to_string(),
+    })?;
+    let mut seed = [0u8; 32];
+    hex::decode_to_slice(file.secret_seed.trim(), &mut seed).map_err(|e| KeyFileError::Invalid {
+        path: p.clone(),
+        reason: format!("secret_seed: {e}"),
+    })?;
+    let key = KeyPair::from_seed(file.suite, seed);
+    if key.public() != file.public_key {
+        return Err(KeyFileError::Invalid {
+            path: p,
+            reason: "public_key does not match secret_seed".into(),
+        });
+    }
+    Ok(key)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn write_read_round_trip_and_no_overwrite() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("k.json");
+        let key = generate(CryptoSuite::Ed25519Sha256).unwrap();
+        write(&path, &key, "node").unwrap();
+        assert_eq!(read(&path).unwrap().public(), key.public());
+        assert!(write(&path, &key, "node").is_err());
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = fs::metadata(&path).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+    }
+
+    #[test]
+    fn detects_mismatched_public_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("k.json");
+        let key = generate(CryptoSuite::Ed25519Sha256).unwrap();
+        write(&path, &key, "node").unwrap();
+        let other = generate(CryptoSuite::Ed25519Sha256).unwrap();
+        let text = fs::read_to_string(&path)
+            .unwrap()
+            .replace(&key.public().to_hex(), &other.public().to_hex());
+        fs::write(&path, text).unwrap();
+        assert!(read(&path).unwrap_err().to_string().contains("does not match"));
+    }
+}

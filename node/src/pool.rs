@@ -1,0 +1,256 @@
+//! The pool of pending transactions.
+//!
+//! A transaction is checked once on entry — decoded, every signature verified, chain, time window
+//! and duplicates checked — and kept as a [`VerifiedTx`], so a proposer never verifies a pooled
+//! signature again. The pool is bounded: when full it refuses new transactions (the API answers
+//! 503 with a retry hint). After each committed block, committed transactions leave the pool and
+//! the next block's worth of pending ones are dry-run against the new state; any that now break a
+//! rule are evicted, and the rule is remembered so that the submitter can be told.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::Mutex;
+
+use tokio::sync::oneshot;
+use vault_protocol::governance::Governance;
+use vault_protocol::ids::{DepartmentId, Timestamp, TxId};
+use vault_protocol::state::{self, ChainHead, StateView, TxError};
+use vault_protocol::tx::{EndorsementError, SignedTransaction, VerifiedTx};
+
+/// How many rejection reasons are remembered.
+const REMEMBERED_REJECTIONS: usize = 10_000;
+
+/// What became of a submitted transaction.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TxOutcome {
+    /// Committed at this height and index.
+    Committed {
+        /// Block height.
+        height: u64,
+        /// Index in the block.
+        index: u32,
+    },
+    /// Rejected by the ledger's rules.
+    Rejected(TxError),
+}
+
+/// Why the pool refused a transaction at the door.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AdmitError {
+    /// The pool is full.
+    #[error("the pool of pending transactions is full ({capacity}); retry later")]
+    Full {
+        /// Its capacity.
+        capacity: usize,
+    },
+    /// A signature failed.
+    #[error(transparent)]
+    Endorsement(#[from] EndorsementError),
+    /// A rule checkable on entry failed.
+    #[error(transparent)]
+    Rejected(#[from] TxError),
+}
+
+#[derive(Default)]
+struct Inner {
+    order: BTreeMap<u64, TxId>,
+    txs: HashMap<TxId, (u64, VerifiedTx)>,
+    next_seq: u64,
+    waiters: HashMap<TxId, Vec<oneshot::Sender<TxOutcome>>>,
+    rejected: HashMap<TxId, TxError>,
+    rejected_order: VecDeque<TxId>,
+}
+
+/// The pool.
+pub struct Pool {
+    capacity: usize,
+    inner: Mutex<Inner>,
+}
+
+impl Pool {
+    /// An empty pool holding at most `capacity` transactions.
+    pub fn new(capacity: usize) -> Self {
+        Self {
+            capacity,
+            inner: Mutex::new(Inner::default()),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        // A panic while holding the lock leaves plain data behind; keep serving.
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Checks a transaction on entry (signatures, chain, time window, not yet committed) and adds
+    /// it. Returns the verified transaction and whether it was new to the pool.
+    pub fn admit<V: StateView + ?Sized>(
+        &self,
+        view: &V,
+        gov: &Governance,
+        head: &ChainHead,
+        now: Timestamp,
+        signed: SignedTransaction,
+    ) -> Result<(VerifiedTx, bool), AdmitError> {
+        let verified = signed.verify(gov.suite)?;
+        let tx = verified.tx();
+        if tx.chain_id != gov.chain_id {
+            return Err(TxError::WrongChain {
+                expected: gov.chain_id.to_string(),
+                found: tx.chain_id.to_string(),
+            }
+            .into());
+        }
+        // Judge time against the later of the local clock and the head, as the next block will.
+        let t = now.max(head.time);
+        let oldest = t.minus(gov.params.max_tx_age_ms);
+        if tx.created_at < oldest {
+            return Err(TxError::Stale {
+                created_at: tx.created_at,
+                oldest,
+            }
+            .into());
+        }
+        let latest = t.plus(gov.params.max_clock_skew_ms);
+        if tx.created_at > latest {
+            return Err(TxError::FromTheFuture {
+                created_at: tx.created_at,
+                latest,
+            }
+            .into());
+        }
+        let id = verified.id();
+        if state::tx_location(view, &id)
+            .map_err(|e| TxError::InvalidField {
+                field: "state",
+                reason: e.to_string(),
+            })?
+            .is_some()
+        {
+            return Err(TxError::Duplicate { tx: id }.into());
+        }
+        let mut inner = self.lock();
+        if inner.txs.contains_key(&id) {
+            return Ok((verified, false));
+        }
+        if inner.txs.len() >= self.capacity {
+            return Err(AdmitError::Full {
+                capacity: self.capacity,
+            });
+        }
+        let seq = inner.next_seq;
+        inner.next_seq += 1;
+        inner.order.insert(seq, id);
+        inner.txs.insert(id, (seq, verified.clone()));
+        inner.rejected.remove(&id);
+        Ok((verified, true))
+    }
+
+    /// Registers interest in a transaction's fate.
+    pub fn watch(&self, id: TxId) -> oneshot::Receiver<TxOutcome> {
+        let (tx, rx) = oneshot::channel();
+        let mut inner = self.lock();
+        if let Some(e) = inner.rejected.get(&id).cloned() {
+            let _ = tx.send(TxOutcome::Rejected(e));
+        } else {
+            inner.waiters.entry(id).or_default().push(tx);
+        }
+        rx
+    }
+
+    /// Up to `max` pending transactions, oldest first (they stay in the pool until committed).
+    pub fn pending(&self, max: usize) -> Vec<VerifiedTx> {
+        let inner = self.lock();
+        inner
+            .order
+            .values()
+            .take(max)
+            .filter_map(|id| inner.txs.get(id).map(|(_, t)| t.clone()))
+            .collect()
+    }
+
+    /// A pending transaction, already verified.
+    pub fn verified(&self, id: &TxId) -> Option<VerifiedTx> {
+        self.lock().txs.get(id).map(|(_, t)| t.clone())
+    }
+
+    /// Whether a transaction is pending.
+    pub fn contains(&self, id: &TxId) -> bool {
+        self.lock().txs.contains_key(id)
+    }
+
+    /// Why a transaction was rejected, if it was (and is still remembered).
+    pub fn rejection(&self, id: &TxId) -> Option<TxError> {
+        self.lock().rejected.get(id).cloned()
+    }
+
+    /// Number of pending transactions.
+    pub fn len(&self) -> usize {
+        self.lock().txs.len()
+    }
+
+    /// Whether the pool is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The capacity.
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    /// A block was committed: its transactions leave the pool and their watchers are told.
+    pub fn committed(&self, height: u64, ids: &[TxId]) {
+        let mut inner = self.lock();
+        for (index, id) in ids.iter().enumerate() {
+            if let Some((seq, _)) = inner.txs.remove(id) {
+                inner.order.remove(&seq);
+            }
+            for w in inner.waiters.remove(id).unwrap_or_default() {
+                let _ = w.send(TxOutcome::Committed {
+                    height,
+                    index: index as u32,
+                });
+            }
+        }
+    }
+
+    /// Evicts transactions that break a rule, remembering why.
+    pub fn reject(&self, rejected: Vec<(TxId, TxError)>) {
+        let mut inner = self.lock();
+        for (id, err) in rejected {
+            if let Some((seq, _)) = inner.txs.remove(&id) {
+                inner.order.remove(&seq);
+            }
+            for w in inner.waiters.remove(&id).unwrap_or_default() {
+                let _ = w.send(TxOutcome::Rejected(err.clone()));
+            }
+            if inner.rejected.insert(id, err).is_none() {
+                inner.rejected_order.push_back(id);
+            }
+            while inner.rejected_order.len() > REMEMBERED_REJECTIONS {
+                if let Some(old) = inner.rejected_order.pop_front() {
+                    inner.rejected.remove(&old);
+                }
+            }
+        }
+    }
+
+    /// Dry-runs the next `max` pending transactions against `view` (the state after the newest
+    /// block) as if proposed at `time`, and evicts those that break a rule.
+    pub fn revalidate<V: StateView + ?Sized>(
+        &self,
+        view: &V,
+        proposer: &DepartmentId,
+        time: Timestamp,
+        max: usize,
+    ) {
+        let pending = self.pending(max);
+        if pending.is_empty() {
+            return;
+        }
+        if let Ok(built) = state::build_block(view, proposer, time, pending) {
+            if !built.rejected.is_empty() {
+                self.reject(built.rejected);
+            }
+        }
+    }
+}

@@ -1,0 +1,648 @@
+//! The node's durable store: RocksDB, one column family per kind of data.
+//!
+//! | column family | key | value |
+//! |---|---|---|
+//! | `meta` | `genesis` | the genesis document (canonical encoding) |
+//! | `headers` | height (u64, big-endian) | block header |
+//! | `bodies` | height | the block's signed transactions |
+//! | `certs` | height | the block's finalization certificate (consensus engine's encoding) |
+//! | `hashes` | block hash | height |
+//! | `state` | protocol state key | protocol state value (see `vault_protocol::state::keys`) |
+//! | `log` | `level ‖ index` (9 bytes) | complete Merkle-log subtree hash |
+//!
+//! A finalized block is committed with one `WriteBatch` — header, body, certificate, state delta,
+//! new log nodes — written with `sync = true`: one fsync per block, and a block is either wholly
+//! on disk or not at all. Commits are idempotent by height. At start-up [`Store::open`] checks the
+//! hash chain, the head and the log root, and refuses a damaged store with a message that says
+//! what is wrong.
+
+use std::path::Path;
+
+use rocksdb::{
+    ColumnFamily, ColumnFamilyDescriptor, DBCompressionType, Direction, IteratorMode, Options,
+    SnapshotWithThreadMode, WriteBatch, WriteOptions, DB,
+};
+use vault_protocol::block::{Block, BlockHeader};
+use vault_protocol::crypto::{CryptoSuite, Digest};
+use vault_protocol::encoding::{BoundedVec, Canonical, DecodeError};
+use vault_protocol::genesis::Genesis;
+use vault_protocol::ids::{BlockHash, TxId};
+use vault_protocol::merkle::{self, Frontier, Hash, InclusionProof, LogHasher, SubtreeStore};
+use vault_protocol::state::{
+    self, genesis_state, BlockOutcome, ChainHead, StateDelta, StateView, StoreError as StateError,
+    TxLocation,
+};
+use vault_protocol::tx::SignedTransaction;
+
+const CF_META: &str = "meta";
+const CF_HEADERS: &str = "headers";
+const CF_BODIES: &str = "bodies";
+const CF_CERTS: &str = "certs";
+const CF_HASHES: &str = "hashes";
+const CF_STATE: &str = "state";
+const CF_LOG: &str = "log";
+const ALL_CFS: [&str; 7] = [
+    CF_META, CF_HEADERS, CF_BODIES, CF_CERTS, CF_HASHES, CF_STATE, CF_LOG,
+];
+const GENESIS_KEY: &[u8] = b"genesis";
+
+/// Why the store failed or refused.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// RocksDB reported an error.
+    #[error("RocksDB: {0}")]
+    Rocks(#[from] rocksdb::Error),
+    /// The store holds another chain.
+    #[error("the data directory holds chain {stored}, but the genesis file is for {given}")]
+    GenesisMismatch {
+        /// Genesis hash on disk.
+        stored: BlockHash,
+        /// Genesis hash of the given file.
+        given: BlockHash,
+    },
+    /// The store is damaged.
+    #[error("the store is damaged: {what}")]
+    Corrupt {
+        /// What is wrong.
+        what: String,
+    },
+    /// A block that does not follow the head.
+    #[error("block {height} does not follow the stored head {head}")]
+    NotNext {
+        /// Stored head height.
+        head: u64,
+        /// The block's height.
+        height: u64,
+    },
+    /// A different block is already stored at this height.
+    #[error("a different block is already stored at height {height}")]
+    Conflict {
+        /// The height.
+        height: u64,
+    },
+}
+
+impl From<StoreError> for StateError {
+    fn from(e: StoreError) -> Self {
+        StateError {
+            message: e.to_string(),
+        }
+    }
+}
+
+fn corrupt(what: impl Into<String>) -> StoreError {
+    StoreError::Corrupt { what: what.into() }
+}
+
+fn decode<T: Canonical>(bytes: &[u8], what: &str) -> Result<T, StoreError> {
+    T::decode(bytes).map_err(|e: DecodeError| corrupt(format!("{what} does not decode: {e}")))
+}
+
+/// The result of the start-up check.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IntegrityReport {
+    /// Blocks checked.
+    pub blocks: u64,
+    /// The head.
+    pub head: ChainHead,
+}
+
+/// The node's RocksDB store.
+pub struct Store {
+    db: DB,
+    suite: CryptoSuite,
+    genesis_hash: BlockHash,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("path", &self.db.path())
+            .field("genesis", &self.genesis_hash)
+            .finish()
+    }
+}
+
+impl Store {
+    /// Opens (or creates) the store for `genesis` at `path`, and checks it.
+    pub fn open(path: &Path, genesis: &Genesis) -> Result<(Self, IntegrityReport), StoreError> {
+        let mut opts = Options::default();
+        opts.create_if_missing(true);
+        opts.create_missing_column_families(true);
+        opts.set_compression_type(DBCompressionType::Lz4);
+        opts.set_keep_log_file_num(4);
+        let cfs = ALL_CFS.iter().map(|name| {
+            let mut o = Options::default();
+            o.set_compression_type(DBCompressionType::Lz4);
+            ColumnFamilyDescriptor::new(*name, o)
+        });
+        let db = DB::open_cf_descriptors(&opts, path, cfs)?;
+        let store = Store {
+            db,
+            suite: genesis.suite,
+            genesis_hash: genesis.hash(),
+        };
+        match store.db.get_cf(store.cf(CF_META), GENESIS_KEY)? {
+            Some(bytes) => {
+                let stored: Genesis = decode(&bytes, "stored genesis")?;
+                if stored.hash() != store.genesis_hash {
+                    return Err(StoreError::GenesisMismatch {
+                        stored: stored.hash(),
+                        given: store.genesis_hash,
+                    });
+                }
+            }
+            None => store.initialise(genesis)?,
+        }
+        let report = store.check_integrity()?;
+        Ok((store, report))
+    }
+
+    fn initialise(&self, genesis: &Genesis) -> Result<(), StoreError> {
+        let mut batch = WriteBatch::default();
+        batch.put_cf(self.cf(CF_META), GENESIS_KEY, genesis.encode());
+        self.put_delta(&mut batch, &genesis_state(genesis));
+        batch.put_cf(
+            self.cf(CF_HASHES),
+            self.genesis_hash.0 .0,
+            0u64.to_be_bytes(),
+        );
+        self.write_synced(batch)
+    }
+
+    fn cf(&self, name: &str) -> &ColumnFamily {
+        // Every column family is created in `open`; a missing one means the process is broken.
+        self.db
+            .cf_handle(name)
+            .unwrap_or_else(|| panic!("column family {name} missing after open"))
+    }
+
+    fn write_synced(&self, batch: WriteBatch) -> Result<(), StoreError> {
+        let mut wo = WriteOptions::default();
+        wo.set_sync(true);
+        self.db.write_opt(batch, &wo)?;
+        Ok(())
+    }
+
+    fn put_delta(&self, batch: &mut WriteBatch, delta: &StateDelta) {
+        let cf = self.cf(CF_STATE);
+        for (k, v) in &delta.writes {
+            match v {
+                Some(v) => batch.put_cf(cf, k, v),
+                None => batch.delete_cf(cf, k),
+            }
+        }
+    }
+
+    /// The crypto suite.
+    pub fn suite(&self) -> CryptoSuite {
+        self.suite
+    }
+
+    /// The genesis hash.
+    pub fn genesis_hash(&self) -> BlockHash {
+        self.genesis_hash
+    }
+
+    /// A consistent read-only view of the whole store as of now.
+    pub fn snapshot(&self) -> Snapshot<'_> {
+        Snapshot {
+            store: self,
+            snap: self.db.snapshot(),
+        }
+    }
+
+    /// The head.
+    pub fn head(&self) -> Result<ChainHead, StoreError> {
+        Ok(state::head(&self.snapshot())?)
+    }
+
+    /// Commits a finalized block with its certificate and its outcome (from
+    /// `vault_protocol::state::apply_block` on this store's state). Idempotent: committing the
+    /// same block again is a no-op.
+    pub fn commit(
+        &self,
+        block: &Block,
+        certificate: Option<&[u8]>,
+        outcome: &BlockOutcome,
+    ) -> Result<(), StoreError> {
+        let head = self.head()?;
+        let height = block.header.height;
+        if height <= head.height {
+            let stored = self.header(height)?;
+            return match stored {
+                Some(h) if h.hash(self.suite) == block.header.hash(self.suite) => Ok(()),
+                _ => Err(StoreError::Conflict { height }),
+            };
+        }
+        if height != head.height + 1 {
+            return Err(StoreError::NotNext {
+                head: head.height,
+                height,
+            });
+        }
+        let key = height.to_be_bytes();
+        let mut batch = WriteBatch::default();
+        batch.put_cf(self.cf(CF_HEADERS), key, block.header.encode());
+        batch.put_cf(
+            self.cf(CF_BODIES),
+            key,
+            borsh::to_vec(&block.transactions).map_err(|e| corrupt(e.to_string()))?,
+        );
+        if let Some(c) = certificate {
+            batch.put_cf(self.cf(CF_CERTS), key, c);
+        }
+        batch.put_cf(
+            self.cf(CF_HASHES),
+            outcome.head.hash.0 .0,
+            key,
+        );
+        let hasher = state::log_hasher(self.suite);
+        let mut frontier: Frontier = state::log_frontier(&self.snapshot())?;
+        for leaf in &outcome.leaf_hashes {
+            let nodes = frontier
+                .append(&hasher, leaf.0)
+                .map_err(|e| corrupt(format!("log append: {e}")))?;
+            for n in nodes {
+                batch.put_cf(self.cf(CF_LOG), n.key(), n.hash);
+            }
+        }
+        self.put_delta(&mut batch, &outcome.delta);
+        self.write_synced(batch)
+    }
+
+    /// The header at `height` (0 has none: it is the genesis).
+    pub fn header(&self, height: u64) -> Result<Option<BlockHeader>, StoreError> {
+        self.db
+            .get_cf(self.cf(CF_HEADERS), height.to_be_bytes())?
+            .map(|b| decode(&b, "block header"))
+            .transpose()
+    }
+
+    /// The block at `height`.
+    pub fn block(&self, height: u64) -> Result<Option<Block>, StoreError> {
+        let Some(header) = self.header(height)? else {
+            return Ok(None);
+        };
+        let body = self
+            .db
+            .get_cf(self.cf(CF_BODIES), height.to_be_bytes())?
+            .ok_or_else(|| corrupt(format!("block {height} has a header but no body")))?;
+        let transactions: BoundedVec<SignedTransaction, { vault_protocol::block::MAX_BLOCK_TRANSACTIONS }> =
+            borsh::from_slice(&body).map_err(|e| corrupt(format!("block {height} body: {e}")))?;
+        Ok(Some(Block {
+            header,
+            transactions,
+        }))
+    }
+
+    /// The height of a block, by hash.
+    pub fn height_of(&self, hash: &BlockHash) -> Result<Option<u64>, StoreError> {
+        self.db
+            .get_cf(self.cf(CF_HASHES), hash.0 .0)?
+            .map(|b| {
+                let arr: [u8; 8] = b
+                    .as_slice()
+                    .try_into()
+                    .map_err(|_| corrupt("height index entry is not 8 bytes"))?;
+                Ok(u64::from_be_bytes(arr))
+            })
+            .transpose()
+    }
+
+    /// The finalization certificate of the block at `height`, if it has its own (a block can be
+    /// finalized only through a descendant's certificate).
+    pub fn certificate(&self, height: u64) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.db.get_cf(self.cf(CF_CERTS), height.to_be_bytes())?)
+    }
+
+    /// A committed transaction and where it sits.
+    pub fn transaction(
+        &self,
+        id: &TxId,
+    ) -> Result<Option<(SignedTransaction, TxLocation)>, StoreError> {
+        let snap = self.snapshot();
+        let Some(loc) = state::tx_location(&snap, id)? else {
+            return Ok(None);
+        };
+        let block = self
+            .block(loc.height)?
+            .ok_or_else(|| corrupt(format!("transaction {id} points at missing block {}", loc.height)))?;
+        let tx = block
+            .transactions
+            .get(loc.index as usize)
+            .cloned()
+            .ok_or_else(|| corrupt(format!("transaction {id} points past the end of its block")))?;
+        Ok(Some((tx, loc)))
+    }
+
+    /// Where a committed transaction sits (`None` if not committed or unreadable).
+    pub fn snapshot_tx_location(&self, id: &TxId) -> Option<TxLocation> {
+        state::tx_location(&self.snapshot(), id).ok().flatten()
+    }
+
+    /// The inclusion proof of log leaf `index` in the log of `size` leaves.
+    pub fn inclusion_proof(&self, index: u64, size: u64) -> Result<InclusionProof, StoreError> {
+        let hasher = state::log_hasher(self.suite);
+        merkle::inclusion_proof(&hasher, &LogNodes(self), index, size)
+            .map_err(|e| corrupt(format!("inclusion proof: {e:?}")))
+    }
+
+    /// The log root at `size` leaves, recomputed from the stored nodes.
+    pub fn log_root_at(&self, size: u64) -> Result<Hash, StoreError> {
+        let hasher = state::log_hasher(self.suite);
+        merkle::root_at(&hasher, &LogNodes(self), size)
+            .map_err(|e| corrupt(format!("log root at {size}: {e:?}")))
+    }
+
+    /// Checks the stored chain: every header chains to its parent, the hash index agrees, the
+    /// head matches the newest block, and the log recomputes to the head's root.
+    pub fn check_integrity(&self) -> Result<IntegrityReport, StoreError> {
+        let head = self.head()?;
+        let mut parent = self.genesis_hash;
+        let mut expected_height = 1u64;
+        let mut last: Option<BlockHeader> = None;
+        for item in self.db.iterator_cf(self.cf(CF_HEADERS), IteratorMode::Start) {
+            let (k, v) = item?;
+            let key: [u8; 8] = k
+                .as_ref()
+                .try_into()
+                .map_err(|_| corrupt("a header key is not 8 bytes"))?;
+            let height = u64::from_be_bytes(key);
+            if height != expected_height {
+                return Err(corrupt(format!(
+                    "block {expected_height} is missing (next stored header is {height})"
+                )));
+            }
+            let header: BlockHeader = decode(&v, "block header")?;
+            if header.height != height {
+                return Err(corrupt(format!(
+                    "header stored at {height} says height {}",
+                    header.height
+                )));
+            }
+            if header.parent != parent {
+                return Err(corrupt(format!(
+                    "hash chain broken at block {height}: parent {} but block {} hashes to {}",
+                    header.parent,
+                    height - 1,
+                    parent
+                )));
+            }
+            parent = header.hash(self.suite);
+            if self.height_of(&parent)? != Some(height) {
+                return Err(corrupt(format!("hash index wrong for block {height}")));
+            }
+            expected_height += 1;
+            last = Some(header);
+        }
+        let blocks = expected_height - 1;
+        if blocks != head.height || parent != head.hash {
+            return Err(corrupt(format!(
+                "state head is block {} ({}) but the newest stored block is {blocks} ({parent})",
+                head.height, head.hash
+            )));
+        }
+        if let Some(h) = &last {
+            if h.log_size != head.log_size || h.log_root != head.log_root {
+                return Err(corrupt("state head's log does not match the newest header"));
+            }
+        }
+        let root = self.log_root_at(head.log_size)?;
+        if Digest(root) != head.log_root {
+            return Err(corrupt(format!(
+                "Merkle log recomputes to {} at size {}, head says {}",
+                Digest(root),
+                head.log_size,
+                head.log_root
+            )));
+        }
+        let frontier = state::log_frontier(&self.snapshot())?;
+        let hasher = state::log_hasher(self.suite);
+        if frontier.size() != head.log_size || Digest(frontier.root_with(&hasher)) != head.log_root {
+            return Err(corrupt("log frontier in the state does not match the head"));
+        }
+        Ok(IntegrityReport { blocks, head })
+    }
+
+    /// Approximate bytes on disk (SST and blob files).
+    pub fn disk_usage(&self) -> u64 {
+        ALL_CFS
+            .iter()
+            .filter_map(|name| {
+                self.db
+                    .property_int_value_cf(self.cf(name), "rocksdb.total-sst-files-size")
+                    .ok()
+                    .flatten()
+            })
+            .sum()
+    }
+
+    /// Flushes memtables to disk (for measuring disk use).
+    pub fn flush(&self) -> Result<(), StoreError> {
+        for name in ALL_CFS {
+            self.db.flush_cf(self.cf(name))?;
+        }
+        Ok(())
+    }
+}
+
+struct LogNodes<'a>(&'a Store);
+
+impl SubtreeStore for LogNodes<'_> {
+    type Error = StoreError;
+    fn node(&self, level: u8, index: u64) -> Result<Option<Hash>, StoreError> {
+        match self
+            .0
+            .db
+            .get_pinned_cf(self.0.cf(CF_LOG), merkle::node_key(level, index))?
+        {
+            Some(v) => {
+                let h: Hash = v
+                    .as_ref()
+                    .try_into()
+                    .map_err(|_| corrupt("a log node is not 32 bytes"))?;
+                Ok(Some(h))
+            }
+            None => Ok(None),
+        }
+    }
+}
+
+/// A consistent view of the store at one moment; it implements the protocol's [`StateView`].
+pub struct Snapshot<'a> {
+    store: &'a Store,
+    snap: SnapshotWithThreadMode<'a, DB>,
+}
+
+impl StateView for Snapshot<'_> {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StateError> {
+        self.snap
+            .get_cf(self.store.cf(CF_STATE), key)
+            .map_err(|e| StateError {
+                message: e.to_string(),
+            })
+    }
+
+    fn scan_prefix(&self, prefix: &[u8]) -> Result<state::Entries, StateError> {
+        let mut out = Vec::new();
+        let iter = self.snap.iterator_cf(
+            self.store.cf(CF_STATE),
+            IteratorMode::From(prefix, Direction::Forward),
+        );
+        for item in iter {
+            let (k, v) = item.map_err(|e| StateError {
+                message: e.to_string(),
+            })?;
+            if !k.starts_with(prefix) {
+                break;
+            }
+            out.push((k.to_vec(), v.to_vec()));
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use vault_protocol::ids::Timestamp;
+    use vault_protocol::ledger::{MemoryLedger, TestNetwork};
+    use vault_protocol::tx::{Enrolment, TxBody};
+
+    fn enrol_blocks(net: &TestNetwork, n: usize) -> Vec<Block> {
+        let mut ledger = MemoryLedger::new(net.genesis.clone()).unwrap();
+        let samr = net.department("samr");
+        let mut blocks = Vec::new();
+        for i in 0..n {
+            let t = net.genesis.genesis_time.plus(1_000 * (i as u64 + 1));
+            let body = format!("{:08}", i + 10_000_000);
+            let org = format!("{}{}", body, vault_protocol::uscc::compute_org_check_character(&body).unwrap());
+            let first17 = format!("91350100{org}");
+            let uscc: vault_protocol::uscc::Uscc = format!(
+                "{first17}{}",
+                vault_protocol::uscc::compute_check_character(&first17).unwrap()
+            )
+            .parse()
+            .unwrap();
+            let key = vault_protocol::ledger::test_key(&format!("e{i}"), "enterprise");
+            let tx = net
+                .tx(
+                    t,
+                    TxBody::EnrolEnterprise(Enrolment {
+                        department: samr.id.clone(),
+                        enterprise: uscc,
+                        key: key.public(),
+                    }),
+                )
+                .sign_one(&samr.signing);
+            let built = ledger.propose_and_commit(&samr.id, t, vec![tx]).unwrap();
+            blocks.push(built.block);
+        }
+        blocks
+    }
+
+    #[test]
+    fn commits_survive_reopen_and_are_idempotent() {
+        let dir = tempfile::tempdir().unwrap();
+        let net = TestNetwork::new(&["samr", "tax"]);
+        let blocks = enrol_blocks(&net, 5);
+        {
+            let (store, report) = Store::open(dir.path(), &net.genesis).unwrap();
+            assert_eq!(report.blocks, 0);
+            for b in &blocks {
+                let outcome = state::apply_block(&store.snapshot(), b).unwrap();
+                store.commit(b, Some(&b"cert"[..]), &outcome).unwrap();
+                // Idempotent by height.
+                store.commit(b, Some(&b"cert"[..]), &outcome).unwrap();
+            }
+        }
+        let (store, report) = Store::open(dir.path(), &net.genesis).unwrap();
+        assert_eq!(report.blocks, 5);
+        assert_eq!(report.head.hash, blocks[4].header.hash(store.suite()));
+        assert_eq!(store.block(3).unwrap().unwrap(), blocks[2]);
+        assert_eq!(store.certificate(3).unwrap().unwrap(), b"cert");
+        let id = blocks[1].transactions[0].id(store.suite());
+        let (tx, loc) = store.transaction(&id).unwrap().unwrap();
+        assert_eq!(tx, blocks[1].transactions[0]);
+        assert_eq!(loc.height, 2);
+        let proof = store.inclusion_proof(loc.log_index, report.head.log_size).unwrap();
+        let hasher = state::log_hasher(store.suite());
+        let leaf = hasher.hash_leaf(&tx.leaf_data());
+        merkle::verify_inclusion(&hasher, &leaf, &proof, &report.head.log_root.0).unwrap();
+    }
+
+    #[test]
+    fn refuses_conflicting_and_out_of_order_blocks() {
+        let dir = tempfile::tempdir().unwrap();
+        let net = TestNetwork::new(&["samr"]);
+        let blocks = enrol_blocks(&net, 3);
+        let (store, _) = Store::open(dir.path(), &net.genesis).unwrap();
+        let o1 = state::apply_block(&store.snapshot(), &blocks[0]).unwrap();
+        let mut ledger = MemoryLedger::new(net.genesis.clone()).unwrap();
+        ledger.commit(&blocks[0]).unwrap();
+        let o2 = ledger.commit(&blocks[1]).unwrap();
+        assert!(matches!(
+            store.commit(&blocks[1], Some(&b"c"[..]), &o2),
+            Err(StoreError::NotNext { head: 0, height: 2 })
+        ));
+        store.commit(&blocks[0], Some(&b"c"[..]), &o1).unwrap();
+        let mut other = blocks[0].clone();
+        other.header.time = Timestamp(other.header.time.0 + 1);
+        assert!(matches!(
+            store.commit(&other, Some(&b"c"[..]), &o1),
+            Err(StoreError::Conflict { height: 1 })
+        ));
+    }
+
+    #[test]
+    fn refuses_another_chain_and_a_damaged_store() {
+        let dir = tempfile::tempdir().unwrap();
+        let net = TestNetwork::new(&["samr"]);
+        let blocks = enrol_blocks(&net, 2);
+        {
+            let (store, _) = Store::open(dir.path(), &net.genesis).unwrap();
+            for b in &blocks {
+                let o = state::apply_block(&store.snapshot(), b).unwrap();
+                store.commit(b, Some(&b"c"[..]), &o).unwrap();
+            }
+        }
+        let other = TestNetwork::new(&["tax"]);
+        assert!(matches!(
+            Store::open(dir.path(), &other.genesis),
+            Err(StoreError::GenesisMismatch { .. })
+        ));
+        {
+            // Damage: remove a log node.
+            let (store, _) = Store::open(dir.path(), &net.genesis).unwrap();
+            store
+                .db
+                .delete_cf(store.cf(CF_LOG), merkle::node_key(0, 0))
+                .unwrap();
+        }
+        let err = Store::open(dir.path(), &net.genesis).unwrap_err();
+        assert!(err.to_string().contains("damaged"), "{err}");
+    }
+
+    #[test]
+    fn refuses_a_broken_hash_chain() {
+        let dir = tempfile::tempdir().unwrap();
+        let net = TestNetwork::new(&["samr"]);
+        let blocks = enrol_blocks(&net, 3);
+        {
+            let (store, _) = Store::open(dir.path(), &net.genesis).unwrap();
+            for b in &blocks {
+                let o = state::apply_block(&store.snapshot(), b).unwrap();
+                store.commit(b, Some(&b"c"[..]), &o).unwrap();
+            }
+            let mut h = blocks[1].header.clone();
+            h.parent = BlockHash(Digest([7; 32]));
+            store
+                .db
+                .put_cf(store.cf(CF_HEADERS), 2u64.to_be_bytes(), h.encode())
+                .unwrap();
+        }
+        let err = Store::open(dir.path(), &net.genesis).unwrap_err();
+        assert!(err.to_string().contains("hash chain broken at block 2"), "{err}");
+    }
+}
