@@ -5,8 +5,9 @@
 //! prefixes, strict `0`/`1` for `bool` and `Option`, checked enum tags and UTF-8). On top of that:
 //!
 //! - every top-level object starts with a one-byte format version ([`FORMAT_VERSION`]);
-//! - every variable-length field has a hard upper bound, checked *before* anything is allocated
-//!   ([`BoundedString`], [`BoundedVec`]);
+//! - every variable-length field of what is signed or sent has a hard upper bound, checked
+//!   *before* anything is allocated ([`BoundedString`], [`BoundedVec`]); the ledger's own records
+//!   are bounded by the rules that write them and by their type's size limit;
 //! - a whole object has a maximum size, and bytes left over after decoding are an error.
 //!
 //! Maps and floating-point values never appear in encoded types: a set is a [`BoundedVec`] whose

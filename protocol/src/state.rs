@@ -320,6 +320,14 @@ macro_rules! record {
     };
 }
 
+/// Most status changes an attestation can record; the last slot is kept for a revocation, so an
+/// issuer can always revoke.
+pub const MAX_STATUS_EVENTS: usize = 1000;
+/// Most keys an enterprise can have had.
+pub const MAX_ENTERPRISE_KEYS: usize = 1000;
+/// The largest encoded block a proposer builds (under the wire limit, with room for the header).
+pub const MAX_BLOCK_BYTES: usize = Block::MAX_ENCODED_LEN - 64 * 1024;
+
 /// The head of the chain.
 #[derive(Debug, Clone, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
 pub struct ChainHead {
@@ -437,7 +445,7 @@ pub struct AttestationRecord {
     /// When it was replaced.
     pub superseded_at: Option<Timestamp>,
 }
-record!(AttestationRecord, 256 * 1024);
+record!(AttestationRecord, 1024 * 1024);
 
 /// A grant as the state keeps it.
 #[derive(Debug, Clone, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
@@ -858,6 +866,14 @@ pub enum BlockError {
         /// Limit.
         max: u32,
     },
+    /// The block's transactions exceed the size a block may have.
+    #[error("block holds {bytes} bytes of transactions; the limit is {max}")]
+    TooLarge {
+        /// Bytes.
+        bytes: usize,
+        /// Limit.
+        max: usize,
+    },
     /// The header's transaction count or digest does not match the body.
     #[error("header does not match the block's transactions")]
     TransactionsMismatch,
@@ -904,6 +920,7 @@ impl BlockError {
             BlockError::TimeNotIncreasing { .. } => "block_time_not_increasing",
             BlockError::UnknownProposer { .. } => "block_unknown_proposer",
             BlockError::TooManyTransactions { .. } => "block_too_many_transactions",
+            BlockError::TooLarge { .. } => "block_too_large",
             BlockError::TransactionsMismatch => "block_transactions_mismatch",
             BlockError::BadEndorsement { .. } => "block_bad_signature",
             BlockError::Transaction { .. } => "block_invalid_transaction",
@@ -1577,6 +1594,13 @@ impl<'o, 'a, V: StateView + ?Sized> Rules<'o, 'a, V> {
 
     fn rotate_enterprise_key(&mut self, r: &EnterpriseKeyRotation) -> Result<(), ApplyError> {
         let mut e = self.require_enterprise(&r.enterprise)?;
+        if e.keys.len() >= MAX_ENTERPRISE_KEYS {
+            return Err(invalid(
+                "new_key",
+                format!("an enterprise can rotate its key at most {MAX_ENTERPRISE_KEYS} times"),
+            )
+            .into());
+        }
         if e.keys.iter().any(|p| p.key == r.new_key) {
             return Err(TxError::KeyInUse { key: r.new_key }.into());
         }
@@ -1733,6 +1757,17 @@ impl<'o, 'a, V: StateView + ?Sized> Rules<'o, 'a, V> {
                 attestation: s.attestation,
                 by,
             }
+            .into());
+        }
+        let room = match s.action {
+            StatusAction::Revoke => MAX_STATUS_EVENTS,
+            _ => MAX_STATUS_EVENTS - 1,
+        };
+        if rec.history.len() >= room {
+            return Err(invalid(
+                "action",
+                format!("the attestation's status history is full ({MAX_STATUS_EVENTS} changes); only a revocation is possible"),
+            )
             .into());
         }
         let next = match (rec.status, s.action) {
@@ -1974,6 +2009,13 @@ pub fn apply_verified_block<V: StateView + ?Sized>(
             max: gov.params.max_block_transactions,
         });
     }
+    let bytes: usize = txs.iter().map(|t| t.signed().encode().len()).sum();
+    if bytes > MAX_BLOCK_BYTES {
+        return Err(BlockError::TooLarge {
+            bytes,
+            max: MAX_BLOCK_BYTES,
+        });
+    }
     let ids: Vec<TxId> = txs.iter().map(|t| t.id()).collect();
     if header.tx_count as usize != txs.len() || header.txs_digest != txs_digest(gov.suite, &ids) {
         return Err(BlockError::TransactionsMismatch);
@@ -2101,8 +2143,13 @@ pub fn build_block<V: StateView + ?Sized>(
     let mut accepted: Vec<VerifiedTx> = Vec::new();
     let mut leaf_hashes = Vec::new();
     let mut rejected = Vec::new();
+    let mut bytes = 0usize;
     for tx in candidates {
         if accepted.len() >= gov.params.max_block_transactions as usize {
+            break;
+        }
+        let size = tx.signed().encode().len();
+        if bytes + size > MAX_BLOCK_BYTES {
             break;
         }
         let ctx = TxContext {
@@ -2113,6 +2160,7 @@ pub fn build_block<V: StateView + ?Sized>(
         };
         match apply_transaction(&mut overlay, &ctx, &tx) {
             Ok(()) => {
+                bytes += size;
                 let leaf = hasher.hash_leaf(&tx.signed().leaf_data());
                 frontier.push_with(&hasher, leaf).map_err(log_full)?;
                 leaf_hashes.push(Digest(leaf));
