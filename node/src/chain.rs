@@ -254,3 +254,107 @@ fn dummy_outcome(head: &ChainHead) -> BlockOutcome {
         leaf_hashes: Vec::new(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use vault_protocol::crypto::Digest;
+    use vault_protocol::ledger::{test_key, MemoryLedger, TestNetwork};
+    use vault_protocol::tx::{Enrolment, SignedTransaction, TxBody};
+    use vault_protocol::uscc::{compute_check_character, compute_org_check_character, Uscc};
+
+    fn uscc(n: u32) -> Uscc {
+        let body = format!("{:08}", 30_000_000 + n);
+        let org = format!("{body}{}", compute_org_check_character(&body).unwrap());
+        let first17 = format!("91440300{org}");
+        format!("{first17}{}", compute_check_character(&first17).unwrap())
+            .parse()
+            .unwrap()
+    }
+
+    fn enrol(net: &TestNetwork, n: u32, t: Timestamp) -> SignedTransaction {
+        let samr = net.department("samr");
+        net.tx(
+            t,
+            TxBody::EnrolEnterprise(Enrolment {
+                department: samr.id.clone(),
+                enterprise: uscc(n),
+                key: test_key(&format!("e{n}"), "enterprise").public(),
+            }),
+        )
+        .sign_one(&samr.signing)
+    }
+
+    fn verified(block: &Block, suite: vault_protocol::crypto::CryptoSuite) -> Vec<VerifiedTx> {
+        state::verify_transactions(suite, block).unwrap()
+    }
+
+    #[test]
+    fn verifies_on_pending_parents_commits_in_order_and_refuses_forgeries() {
+        let dir = tempfile::tempdir().unwrap();
+        let net = TestNetwork::new(&["samr", "tax", "hrss", "housing"]);
+        let (store, _) = Store::open(dir.path(), &net.genesis).unwrap();
+        let suite = store.suite();
+        let chain = Chain::new(Arc::new(store));
+        // Three blocks built elsewhere (as another proposer would).
+        let mut ledger = MemoryLedger::new(net.genesis.clone()).unwrap();
+        let samr = net.department("samr").id.clone();
+        let mut blocks = Vec::new();
+        for i in 0..3u32 {
+            let t = net.genesis.genesis_time.plus(1000 * (u64::from(i) + 1));
+            let built = ledger
+                .propose_and_commit(&samr, t, vec![enrol(&net, i, t)])
+                .unwrap();
+            blocks.push(built.block);
+        }
+        // Block 2 on a verified-but-not-finalized block 1, then block 3 on block 2.
+        for b in &blocks {
+            chain
+                .verify(Arc::new(b.clone()), &verified(b, suite))
+                .unwrap();
+        }
+        // A block whose parent is unknown is refused without panicking.
+        let mut orphan = blocks[2].clone();
+        orphan.header.parent = BlockHash(Digest([3; 32]));
+        assert!(matches!(
+            chain.verify(Arc::new(orphan.clone()), &verified(&orphan, suite)),
+            Err(ChainError::UnknownParent(_))
+        ));
+        // A block with a tampered state root is refused.
+        let mut forged = ledger
+            .propose(&samr, net.genesis.genesis_time.plus(10_000), vec![])
+            .unwrap()
+            .block;
+        forged.header.state_root = Digest([1; 32]);
+        assert!(matches!(
+            chain.verify(Arc::new(forged.clone()), &verified(&forged, suite)),
+            Err(ChainError::Block(BlockError::StateRootMismatch { .. }))
+        ));
+        // A block with a forged signature never yields verified transactions.
+        let mut bad_sig = blocks[0].clone();
+        let mut txs = bad_sig.transactions.clone().into_inner();
+        let mut sig = [0u8; 64];
+        sig.copy_from_slice(txs[0].endorsements[0].signature.as_bytes());
+        sig[10] ^= 1;
+        let mut endorsements = txs[0].endorsements.clone().into_inner();
+        endorsements[0].signature = vault_protocol::crypto::Signature::from_bytes(sig);
+        txs[0].endorsements = endorsements.try_into().unwrap();
+        bad_sig.transactions = txs.try_into().unwrap();
+        assert!(matches!(
+            state::verify_transactions(suite, &bad_sig),
+            Err(BlockError::BadEndorsement { index: 0, .. })
+        ));
+        // Finalized blocks commit in order; a re-delivered one is a no-op.
+        for b in &blocks {
+            let done = chain
+                .commit_finalized(b, None, |b| state::verify_transactions(suite, b))
+                .unwrap();
+            assert_eq!(done.head.height, b.header.height);
+        }
+        chain
+            .commit_finalized(&blocks[1], None, |b| state::verify_transactions(suite, b))
+            .unwrap();
+        assert_eq!(chain.store().head().unwrap().hash, ledger.head().hash);
+        assert!(chain.knows(&blocks[0].header.hash(suite)).unwrap());
+    }
+}

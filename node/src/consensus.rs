@@ -20,7 +20,7 @@ use std::time::Duration;
 use bytes::{BufMut, Bytes};
 use commonware_actor::{Feedback, Unreliable};
 use commonware_codec::{
-    Buf, Decode, Encode, EncodeSize, Error as CodecError, Read, ReadExt, Write,
+    Buf, Decode, DecodeExt, Encode, EncodeSize, Error as CodecError, Read, ReadExt, Write,
 };
 use commonware_consensus::marshal::ancestry::Ancestry;
 use commonware_consensus::marshal::core::{Actor as MarshalActor, Mailbox as MarshalMailbox};
@@ -36,7 +36,7 @@ use commonware_consensus::{Application, Block as CwBlock, BoundedBlock, Heightab
 use commonware_cryptography::certificate::ConstantProvider;
 use commonware_cryptography::ed25519::{PrivateKey, PublicKey as CwKey};
 use commonware_cryptography::sha256::{Digest as CwDigest, Sha256};
-use commonware_cryptography::{Digested, Digestible};
+use commonware_cryptography::{Digested, Digestible, Signer as _};
 use commonware_p2p::utils::limited::{Connected, LimitedSender};
 use commonware_p2p::{
     Blocker, BlockedSubscription, PeerSetSubscription, PeerSetUpdate, Provider, Receiver,
@@ -293,6 +293,30 @@ impl UnlimitedSender for ChannelSender {
         } else {
             Unreliable::Rejected
         }
+    }
+}
+
+/// A channel's sender with commonware's per-peer rate limiting in front of it.
+pub struct RateLimited<E: Clock>(LimitedSender<E, ChannelSender, ConnectedPeers>);
+
+impl<E: Clock> Clone for RateLimited<E> {
+    fn clone(&self) -> Self {
+        Self(self.0.clone())
+    }
+}
+
+impl<E: Clock + Send + Sync + 'static> commonware_p2p::LimitedSender for RateLimited<E> {
+    type PublicKey = CwKey;
+    type Checked<'a>
+        = commonware_p2p::utils::limited::CheckedSender<'a, ChannelSender>
+    where
+        Self: 'a;
+
+    fn check(
+        &mut self,
+        recipients: Recipients<CwKey>,
+    ) -> Result<Self::Checked<'_>, std::time::SystemTime> {
+        self.0.check(recipients)
     }
 }
 
@@ -689,7 +713,7 @@ pub fn libp2p_engine_network<E: Clock + Supervisor>(
     validators: &[PublicKey],
 ) -> anyhow::Result<
     EngineNetwork<
-        LimitedSender<E, ChannelSender, ConnectedPeers>,
+        RateLimited<E>,
         ChannelReceiver,
         PeerBlocker,
         ValidatorSet,
@@ -702,7 +726,7 @@ pub fn libp2p_engine_network<E: Clock + Supervisor>(
             .remove(&ch)
             .ok_or_else(|| anyhow::anyhow!("channel {ch} not registered"))?;
         let cap = rx.max_capacity();
-        let sender = LimitedSender::new(
+        let sender = RateLimited(LimitedSender::new(
             ChannelSender {
                 net: net.clone(),
                 channel: ch,
@@ -710,7 +734,7 @@ pub fn libp2p_engine_network<E: Clock + Supervisor>(
             quota,
             context.child("limiter"),
             connected.clone(),
-        );
+        ));
         Ok((
             sender,
             ChannelReceiver {

@@ -27,7 +27,7 @@ use vault_protocol::crypto::{CryptoSuite, Digest};
 use vault_protocol::encoding::{BoundedVec, Canonical, DecodeError};
 use vault_protocol::genesis::Genesis;
 use vault_protocol::ids::{BlockHash, TxId};
-use vault_protocol::merkle::{self, Frontier, Hash, InclusionProof, LogHasher, SubtreeStore};
+use vault_protocol::merkle::{self, Frontier, Hash, InclusionProof, SubtreeStore};
 use vault_protocol::state::{
     self, genesis_state, BlockOutcome, ChainHead, StateDelta, StateView, StoreError as StateError,
     TxLocation,
@@ -74,6 +74,9 @@ pub enum StoreError {
         /// The block's height.
         height: u64,
     },
+    /// Reading the protocol state failed.
+    #[error(transparent)]
+    State(#[from] StateError),
     /// A different block is already stored at this height.
     #[error("a different block is already stored at height {height}")]
     Conflict {
@@ -84,8 +87,11 @@ pub enum StoreError {
 
 impl From<StoreError> for StateError {
     fn from(e: StoreError) -> Self {
-        StateError {
-            message: e.to_string(),
+        match e {
+            StoreError::State(s) => s,
+            other => StateError {
+                message: other.to_string(),
+            },
         }
     }
 }

@@ -1,0 +1,116 @@
+//! Key files for enterprises, applications and departments: `{suite, role, public_key,
+//! secret_seed}` as JSON, readable only by their owner — the same format `vault-node init` writes.
+
+use std::fs;
+use std::io::Write;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+use vault_protocol::crypto::{CryptoSuite, KeyPair, PublicKey};
+
+/// Why a key file could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyFileError {
+    /// I/O.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: String,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// Not a valid key file.
+    #[error("{path} is not a valid key file: {reason}")]
+    Invalid {
+        /// The file.
+        path: String,
+        /// Why.
+        reason: String,
+    },
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct File {
+    suite: CryptoSuite,
+    role: String,
+    public_key: PublicKey,
+    secret_seed: String,
+}
+
+/// A fresh key from the operating system's randomness.
+pub fn generate() -> Result<KeyPair, getrandom::Error> {
+    let mut seed = [0u8; 32];
+    getrandom::getrandom(&mut seed)?;
+    Ok(KeyPair::from_seed(CryptoSuite::Ed25519Sha256, seed))
+}
+
+/// Writes a key file (mode 0600), never overwriting one.
+pub fn write(path: &Path, key: &KeyPair, role: &str) -> Result<(), KeyFileError> {
+    let p = path.display().to_string();
+    let io = |source| KeyFileError::Io {
+        path: p.clone(),
+        source,
+    };
+    let json = serde_json::to_string_pretty(&File {
+        suite: key.suite(),
+        role: role.into(),
+        public_key: key.public(),
+        secret_seed: hex::encode(key.seed()),
+    })
+    .map_err(|e| KeyFileError::Invalid {
+        path: p.clone(),
+        reason: e.to_string(),
+    })?;
+    let mut opts = fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    let mut f = opts.open(path).map_err(io)?;
+    f.write_all(json.as_bytes()).map_err(io)?;
+    f.write_all(b"\n").map_err(io)
+}
+
+/// Reads a key file, checking its public key against its secret.
+pub fn read(path: &Path) -> Result<KeyPair, KeyFileError> {
+    let p = path.display().to_string();
+    let text = fs::read_to_string(path).map_err(|source| KeyFileError::Io {
+        path: p.clone(),
+        source,
+    })?;
+    let f: File = serde_json::from_str(&text).map_err(|e| KeyFileError::Invalid {
+        path: p.clone(),
+        reason: e.to_string(),
+    })?;
+    let mut seed = [0u8; 32];
+    hex::decode_to_slice(f.secret_seed.trim(), &mut seed).map_err(|e| KeyFileError::Invalid {
+        path: p.clone(),
+        reason: format!("secret_seed: {e}"),
+    })?;
+    let key = KeyPair::from_seed(f.suite, seed);
+    if key.public() != f.public_key {
+        return Err(KeyFileError::Invalid {
+            path: p,
+            reason: "public_key does not match secret_seed".into(),
+        });
+    }
+    Ok(key)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("k.json");
+        let k = generate().unwrap();
+        write(&path, &k, "enterprise").unwrap();
+        assert_eq!(read(&path).unwrap().public(), k.public());
+        assert!(write(&path, &k, "enterprise").is_err());
+    }
+}
