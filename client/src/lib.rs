@@ -78,7 +78,11 @@ impl Client {
         }
     }
 
-    fn handle(&self, url: &str, resp: reqwest::Result<reqwest::blocking::Response>) -> Result<Value, ClientError> {
+    fn handle(
+        &self,
+        url: &str,
+        resp: reqwest::Result<reqwest::blocking::Response>,
+    ) -> Result<Value, ClientError> {
         let resp = resp.map_err(|source| ClientError::Unreachable {
             url: url.to_string(),
             source,
@@ -90,7 +94,10 @@ impl Client {
         if status >= 400 && body.get("error").is_some() {
             return Err(ClientError::Api {
                 status,
-                code: body["error"]["code"].as_str().unwrap_or("unknown").to_string(),
+                code: body["error"]["code"]
+                    .as_str()
+                    .unwrap_or("unknown")
+                    .to_string(),
                 message: body["error"]["message"].as_str().unwrap_or("").to_string(),
             });
         }

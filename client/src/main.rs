@@ -17,7 +17,12 @@ use vault_protocol::uscc::Uscc;
 #[command(name = "vault", version, about = "数字保险箱 command line")]
 struct Cli {
     /// The department node's API.
-    #[arg(long, global = true, env = "VAULT_NODE", default_value = "http://127.0.0.1:8700")]
+    #[arg(
+        long,
+        global = true,
+        env = "VAULT_NODE",
+        default_value = "http://127.0.0.1:8700"
+    )]
     node: String,
     /// Print JSON instead of readable text.
     #[arg(long, global = true)]
@@ -118,15 +123,28 @@ fn nonce() -> u64 {
     u64::from_le_bytes(b)
 }
 
-fn submit(node: &Client, json: bool, tx: Transaction, key: &vault_protocol::crypto::KeyPair) -> Result<()> {
+fn submit(
+    node: &Client,
+    json: bool,
+    tx: Transaction,
+    key: &vault_protocol::crypto::KeyPair,
+) -> Result<()> {
     let signed = tx.sign_one(key);
     let r = node.submit(&signed, true)?;
     if json {
         println!("{r}");
     } else {
         match r["status"].as_str() {
-            Some("committed") => println!("committed: {} at height {}", r["tx_id"].as_str().unwrap_or(""), r["height"]),
-            Some("rejected") => bail!("rejected: {} ({})", r["error"]["message"].as_str().unwrap_or(""), r["error"]["code"].as_str().unwrap_or("")),
+            Some("committed") => println!(
+                "committed: {} at height {}",
+                r["tx_id"].as_str().unwrap_or(""),
+                r["height"]
+            ),
+            Some("rejected") => bail!(
+                "rejected: {} ({})",
+                r["error"]["message"].as_str().unwrap_or(""),
+                r["error"]["code"].as_str().unwrap_or("")
+            ),
             _ => println!("pending: {}", r["tx_id"].as_str().unwrap_or("")),
         }
     }
@@ -148,7 +166,11 @@ fn print_verdict(v: &Value) {
     println!(
         "  status {}   verdict: {}",
         verdict["status"].as_str().unwrap_or(""),
-        if verdict["valid"] == true { "VALID" } else { "NOT VALID" }
+        if verdict["valid"] == true {
+            "VALID"
+        } else {
+            "NOT VALID"
+        }
     );
     for c in verdict["checks"].as_array().into_iter().flatten() {
         let mark = match c["outcome"].as_str() {
@@ -156,8 +178,15 @@ fn print_verdict(v: &Value) {
             Some("fail") => "FAIL",
             _ => "skip",
         };
-        let reason = c["reason"].as_str().map(|r| format!(" [{r}]")).unwrap_or_default();
-        println!("  {mark} {:<18} {}{reason}", c["check"].as_str().unwrap_or(""), c["detail"].as_str().unwrap_or(""));
+        let reason = c["reason"]
+            .as_str()
+            .map(|r| format!(" [{r}]"))
+            .unwrap_or_default();
+        println!(
+            "  {mark} {:<18} {}{reason}",
+            c["check"].as_str().unwrap_or(""),
+            c["detail"].as_str().unwrap_or("")
+        );
     }
 }
 
@@ -217,11 +246,14 @@ fn run(cli: Cli) -> Result<()> {
             claims,
         } => {
             let k = keyfile::read(&key)?;
-            let bytes = std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
+            let bytes =
+                std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
             let mut parsed = claims
                 .iter()
                 .map(|c| {
-                    let (key, value) = c.split_once('=').with_context(|| format!("claim {c:?} is not key=value"))?;
+                    let (key, value) = c
+                        .split_once('=')
+                        .with_context(|| format!("claim {c:?} is not key=value"))?;
                     Ok(Claim {
                         key: key.try_into()?,
                         value: value.try_into()?,
@@ -260,7 +292,8 @@ fn run(cli: Cli) -> Result<()> {
             }
         }
         Cmd::Verify { file } => {
-            let bytes = std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
+            let bytes =
+                std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
             let digest = CryptoSuite::Ed25519Sha256.file_digest(&bytes);
             let list = node.attestations_by_digest(&digest)?;
             if cli.json {

@@ -88,14 +88,22 @@ impl IntoResponse for ApiError {
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         tracing::error!(error = %e, "store error while serving a request");
-        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "store_error", e.to_string())
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "store_error",
+            e.to_string(),
+        )
     }
 }
 
 impl From<state::StoreError> for ApiError {
     fn from(e: state::StoreError) -> Self {
         tracing::error!(error = %e, "state error while serving a request");
-        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "store_error", e.to_string())
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "store_error",
+            e.to_string(),
+        )
     }
 }
 
@@ -140,7 +148,10 @@ pub fn router(ctx: Arc<NodeContext>, max_body_bytes: usize) -> Router {
         .route("/v1/attestations", get(attestations_by_digest))
         .route("/v1/attestations/{id}", get(attestation))
         .route("/v1/enterprises/{uscc}", get(enterprise))
-        .route("/v1/enterprises/{uscc}/attestations", get(enterprise_attestations))
+        .route(
+            "/v1/enterprises/{uscc}/attestations",
+            get(enterprise_attestations),
+        )
         .fallback(|| async { ApiError::not_found("no such endpoint") })
         .layer(DefaultBodyLimit::max(max_body_bytes))
         .with_state(ctx)
@@ -184,7 +195,9 @@ async fn status(State(ctx): State<Arc<NodeContext>>) -> ApiResult<Json<Value>> {
 }
 
 async fn governance(State(ctx): State<Arc<NodeContext>>) -> ApiResult<Json<Value>> {
-    Ok(Json(serde_json::to_value(ctx.governance()?).unwrap_or(Value::Null)))
+    Ok(Json(
+        serde_json::to_value(ctx.governance()?).unwrap_or(Value::Null),
+    ))
 }
 
 #[derive(Deserialize)]
@@ -204,8 +217,9 @@ fn parse_signed(headers: &HeaderMap, body: &Bytes) -> ApiResult<SignedTransactio
     if binary {
         Ok(SignedTransaction::decode(body)?)
     } else {
-        serde_json::from_slice(body)
-            .map_err(|e| ApiError::bad_request("invalid_json", format!("not a signed transaction: {e}")))
+        serde_json::from_slice(body).map_err(|e| {
+            ApiError::bad_request("invalid_json", format!("not a signed transaction: {e}"))
+        })
     }
 }
 
@@ -233,9 +247,9 @@ async fn admit(ctx: &NodeContext, signed: SignedTransaction) -> Result<TxId, Adm
             reason: e.to_string(),
         })
     })?;
-    let (verified, new) = ctx
-        .pool
-        .admit(&ctx.store.snapshot(), &gov, &ctx.head(), now(), signed)?;
+    let (verified, new) =
+        ctx.pool
+            .admit(&ctx.store.snapshot(), &gov, &ctx.head(), now(), signed)?;
     if new {
         // Spreading is best-effort: if the gossip queue is full the other nodes still receive
         // the transaction in this node's next proposal.
@@ -259,7 +273,10 @@ async fn wait_for(ctx: &NodeContext, id: TxId, timeout: Duration) -> Option<TxOu
             index: loc.index,
         });
     }
-    tokio::time::timeout(timeout, rx).await.ok().and_then(Result::ok)
+    tokio::time::timeout(timeout, rx)
+        .await
+        .ok()
+        .and_then(Result::ok)
 }
 
 async fn submit(
@@ -286,7 +303,10 @@ async fn submit_batch(
     body: Bytes,
 ) -> ApiResult<Json<Value>> {
     let txs: Vec<SignedTransaction> = serde_json::from_slice(&body).map_err(|e| {
-        ApiError::bad_request("invalid_json", format!("expected an array of signed transactions: {e}"))
+        ApiError::bad_request(
+            "invalid_json",
+            format!("expected an array of signed transactions: {e}"),
+        )
     })?;
     if txs.len() > MAX_BATCH {
         return Err(ApiError::bad_request(
@@ -325,8 +345,9 @@ async fn submit_batch(
 }
 
 fn parse_digest<T: std::str::FromStr>(s: &str, what: &'static str) -> ApiResult<T> {
-    s.parse()
-        .map_err(|_| ApiError::bad_request("invalid_id", format!("{what} must be 64 hex characters")))
+    s.parse().map_err(|_| {
+        ApiError::bad_request("invalid_id", format!("{what} must be 64 hex characters"))
+    })
 }
 
 fn location_json(loc: &TxLocation) -> Value {
@@ -351,9 +372,13 @@ async fn transaction(
         return Ok(Json(json!({"tx_id": id, "status": "pending"})));
     }
     if let Some(e) = ctx.pool.rejection(&id) {
-        return Ok(Json(json!({"tx_id": id, "status": "rejected", "error": tx_error(&e)})));
+        return Ok(Json(
+            json!({"tx_id": id, "status": "rejected", "error": tx_error(&e)}),
+        ));
     }
-    Err(ApiError::not_found(format!("no transaction {id} committed or pending")))
+    Err(ApiError::not_found(format!(
+        "no transaction {id} committed or pending"
+    )))
 }
 
 #[derive(Serialize)]

@@ -126,7 +126,9 @@ impl Chain {
         let mut layers = Vec::new();
         let mut cursor = *parent;
         while cursor != head.hash {
-            let p = pending.get(&cursor).ok_or(ChainError::UnknownParent(*parent))?;
+            let p = pending
+                .get(&cursor)
+                .ok_or(ChainError::UnknownParent(*parent))?;
             if p.outcome.head.height <= head.height {
                 return Err(ChainError::UnknownParent(*parent));
             }
@@ -216,7 +218,8 @@ impl Chain {
         let head = self.store.head()?;
         let tx_ids: Vec<TxId> = block.transactions.iter().map(|t| t.id(suite)).collect();
         if block.header.height <= head.height {
-            self.store.commit(block, certificate, &dummy_outcome(&head))?;
+            self.store
+                .commit(block, certificate, &dummy_outcome(&head))?;
             return Ok(Committed { head, tx_ids });
         }
         let cached = {

@@ -214,7 +214,10 @@ impl NodeConfig {
         if !self.p2p.listen.starts_with('/') {
             return Err(ConfigError::Invalid {
                 field: "p2p.listen",
-                reason: format!("{:?} is not a multiaddr (e.g. /ip4/0.0.0.0/tcp/9000)", self.p2p.listen),
+                reason: format!(
+                    "{:?} is not a multiaddr (e.g. /ip4/0.0.0.0/tcp/9000)",
+                    self.p2p.listen
+                ),
             });
         }
         for peer in &self.p2p.peers {
@@ -279,7 +282,11 @@ leader_timeout = "800ms"
         assert!(err.contains("surprise"), "{err}");
         std::fs::write(&path, SAMPLE.replace("samr", "SAMR")).unwrap();
         assert!(NodeConfig::load(&path).is_err());
-        std::fs::write(&path, SAMPLE.replace("/ip4/127.0.0.1/tcp/9000", "127.0.0.1:9000")).unwrap();
+        std::fs::write(
+            &path,
+            SAMPLE.replace("/ip4/127.0.0.1/tcp/9000", "127.0.0.1:9000"),
+        )
+        .unwrap();
         let err = NodeConfig::load(&path).unwrap_err().to_string();
         assert!(err.contains("p2p.listen"), "{err}");
     }

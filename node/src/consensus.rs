@@ -39,7 +39,7 @@ use commonware_cryptography::sha256::{Digest as CwDigest, Sha256};
 use commonware_cryptography::{Digested, Digestible, Signer as _};
 use commonware_p2p::utils::limited::{Connected, LimitedSender};
 use commonware_p2p::{
-    Blocker, BlockedSubscription, PeerSetSubscription, PeerSetUpdate, Provider, Receiver,
+    BlockedSubscription, Blocker, PeerSetSubscription, PeerSetUpdate, Provider, Receiver,
     Recipients, TrackedPeers, UnlimitedSender,
 };
 use commonware_parallel::Sequential;
@@ -48,7 +48,7 @@ use commonware_runtime::{Clock, IoBuf, IoBufs, Metrics, Quota, Spawner, Storage,
 use commonware_storage::archive::immutable;
 use commonware_utils::channel::{mpsc as cw_mpsc, ring};
 use commonware_utils::ordered::Set;
-use commonware_utils::{Acknowledgement, NZDuration, NZU16, NZU32, NZU64, NZUsize};
+use commonware_utils::{Acknowledgement, NZDuration, NZUsize, NZU16, NZU32, NZU64};
 use futures::StreamExt;
 use tokio::sync::{mpsc, watch};
 use vault_protocol::block::Block;
@@ -587,7 +587,9 @@ impl<E: Clock + Spawner + Metrics> Application<E> for VaultApp {
         };
         let parent_head: ChainHead = self.chain.head_after(&parent).ok()?;
         // Wait briefly for transactions, so that an idle network makes few empty blocks.
-        let not_before = parent_head.time.plus(self.empty_block_interval.as_millis() as u64);
+        let not_before = parent_head
+            .time
+            .plus(self.empty_block_interval.as_millis() as u64);
         while self.ctx.pool.is_empty() && clock_now(&context.0) < not_before {
             context.0.sleep(Duration::from_millis(20)).await;
         }
@@ -598,8 +600,11 @@ impl<E: Clock + Spawner + Metrics> Application<E> for VaultApp {
             .propose(&parent, &department, clock_now(&context.0), candidates)
         {
             Ok((block, rejected)) => {
+                // Left out of this block only: the parent may not be finalized, so a rule broken
+                // on top of it is not final. The pool evicts, with the reason, only when a
+                // transaction breaks a rule against committed state (after each commit).
                 if !rejected.is_empty() {
-                    self.ctx.pool.reject(rejected);
+                    tracing::debug!(count = rejected.len(), "transactions left out of a proposal");
                 }
                 let suite = self.ctx.store.suite();
                 let cb = ChainBlock::new((*block).clone(), suite);
@@ -711,14 +716,7 @@ pub fn libp2p_engine_network<E: Clock + Supervisor>(
     net: &Network,
     inbound: &mut std::collections::HashMap<Channel, Inbound>,
     validators: &[PublicKey],
-) -> anyhow::Result<
-    EngineNetwork<
-        RateLimited<E>,
-        ChannelReceiver,
-        PeerBlocker,
-        ValidatorSet,
-    >,
-> {
+) -> anyhow::Result<EngineNetwork<RateLimited<E>, ChannelReceiver, PeerBlocker, ValidatorSet>> {
     let quota = Quota::per_second(NZU32!(100_000));
     let connected = ConnectedPeers::new(net.clone());
     let mut channel = |ch: Channel| -> anyhow::Result<_> {
@@ -766,7 +764,12 @@ pub fn libp2p_engine_network<E: Clock + Supervisor>(
     })
 }
 
-fn immutable_cfg<C>(prefix: &str, name: &str, page_cache: CacheRef, codec_config: C) -> immutable::Config<C> {
+fn immutable_cfg<C>(
+    prefix: &str,
+    name: &str,
+    page_cache: CacheRef,
+    codec_config: C,
+) -> immutable::Config<C> {
     immutable::Config {
         metadata_partition: format!("{prefix}-{name}-metadata"),
         freezer_table_partition: format!("{prefix}-{name}-freezer-table"),
@@ -1004,7 +1007,8 @@ async fn commit_loop<E: Clock>(
                 }
             }
         }
-        let certificate: Option<Vec<u8>> = fin.map(|f: Finalization<Scheme, CwDigest>| f.encode().to_vec());
+        let certificate: Option<Vec<u8>> =
+            fin.map(|f: Finalization<Scheme, CwDigest>| f.encode().to_vec());
         let verify = |blk: &Block| -> Result<Vec<VerifiedTx>, BlockError> {
             state::verify_transactions(ctx.store.suite(), blk)
         };
@@ -1080,7 +1084,10 @@ pub fn spawn_tx_gossip(ctx: Arc<NodeContext>, mut inbound: Inbound) {
 }
 
 /// Sends locally submitted transactions to every connected peer.
-pub fn spawn_tx_broadcast(net: Network, mut outbound: mpsc::Receiver<vault_protocol::tx::SignedTransaction>) {
+pub fn spawn_tx_broadcast(
+    net: Network,
+    mut outbound: mpsc::Receiver<vault_protocol::tx::SignedTransaction>,
+) {
     tokio::spawn(async move {
         while let Some(tx) = outbound.recv().await {
             net.broadcast(CHANNEL_TRANSACTIONS, Bytes::from(tx.encode()));

@@ -90,9 +90,11 @@ pub fn read(path: &Path) -> Result<KeyPair, KeyFileError> {
         reason: e.to_string(),
     })?;
     let mut seed = [0u8; 32];
-    hex::decode_to_slice(file.secret_seed.trim(), &mut seed).map_err(|e| KeyFileError::Invalid {
-        path: p.clone(),
-        reason: format!("secret_seed: {e}"),
+    hex::decode_to_slice(file.secret_seed.trim(), &mut seed).map_err(|e| {
+        KeyFileError::Invalid {
+            path: p.clone(),
+            reason: format!("secret_seed: {e}"),
+        }
     })?;
     let key = KeyPair::from_seed(file.suite, seed);
     if key.public() != file.public_key {
@@ -135,6 +137,9 @@ mod tests {
             .unwrap()
             .replace(&key.public().to_hex(), &other.public().to_hex());
         fs::write(&path, text).unwrap();
-        assert!(read(&path).unwrap_err().to_string().contains("does not match"));
+        assert!(read(&path)
+            .unwrap_err()
+            .to_string()
+            .contains("does not match"));
     }
 }

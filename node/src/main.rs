@@ -159,13 +159,19 @@ fn dev(dir: &Path, http: SocketAddr) -> Result<()> {
     println!("  API          http://{http}/v1/status");
     println!("  config       {}", config_path.display());
     println!("  genesis      {}", cfg.genesis.display());
-    println!("  keys         {} and {}", cfg.node_key.display(), cfg.signing_key.display());
+    println!(
+        "  keys         {} and {}",
+        cfg.node_key.display(),
+        cfg.signing_key.display()
+    );
     println!("  data         {}", cfg.data_dir.display());
     vault_node::node::run_blocking(cfg)
 }
 
 fn free_port() -> Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
 }
 
 /// What `testnet` writes to `DIR/testnet.json`.
@@ -197,14 +203,19 @@ fn testnet(n: usize, dir: &Path, base_port: u16) -> Result<()> {
     let genesis_path = dir.join("genesis.json");
     let departments = deploy::testnet_departments(n);
     let exe = std::env::current_exe().context("locating vault-node")?;
-    let http = |i: usize| -> SocketAddr { SocketAddr::from(([127, 0, 0, 1], base_port + i as u16)) };
+    let http =
+        |i: usize| -> SocketAddr { SocketAddr::from(([127, 0, 0, 1], base_port + i as u16)) };
     let p2p = |i: usize| format!("/ip4/127.0.0.1/tcp/{}", base_port + 100 + i as u16);
     if !genesis_path.exists() {
         fs::create_dir_all(&dir)?;
         let mut members = Vec::new();
         for d in &departments {
             let id = DepartmentId::new(d)?;
-            members.push(deploy::init_department(&dir.join(d), &id, &deploy::display_name(d))?);
+            members.push(deploy::init_department(
+                &dir.join(d),
+                &id,
+                &deploy::display_name(d),
+            )?);
         }
         let genesis = deploy::make_genesis("vault-testnet", &members)?;
         deploy::write_genesis(&genesis_path, &genesis)?;
@@ -254,7 +265,10 @@ fn testnet(n: usize, dir: &Path, base_port: u16) -> Result<()> {
             config.display(),
             log.display()
         );
-        let logfile = fs::OpenOptions::new().create(true).append(true).open(&log)?;
+        let logfile = fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)?;
         let child = Command::new(&exe)
             .arg("run")
             .arg("--config")
@@ -282,7 +296,10 @@ fn testnet(n: usize, dir: &Path, base_port: u16) -> Result<()> {
         genesis: genesis_path,
         nodes,
     };
-    fs::write(dir.join("testnet.json"), serde_json::to_string_pretty(&file)? + "\n")?;
+    fs::write(
+        dir.join("testnet.json"),
+        serde_json::to_string_pretty(&file)? + "\n",
+    )?;
     println!("数字保险箱 test network: {n} departments, one process each");
     for node in &file.nodes {
         println!(
@@ -294,7 +311,9 @@ fn testnet(n: usize, dir: &Path, base_port: u16) -> Result<()> {
     }
     println!("  details    {}", dir.join("testnet.json").display());
     println!("Ctrl-C stops them all.");
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
     rt.block_on(async {
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         loop {

@@ -53,7 +53,10 @@ async fn run(
     let store = Arc::new(store);
     let gov = state::governance(&store.snapshot())?;
     let me = gov.member(&cfg.department).with_context(|| {
-        format!("department {} is not a member of this chain", cfg.department)
+        format!(
+            "department {} is not a member of this chain",
+            cfg.department
+        )
     })?;
     if me.current_node_key() != Some(&node_key.public()) {
         bail!(

@@ -121,19 +121,25 @@ impl Network {
             .map_err(|e| P2pError::Transport(e.to_string()))?
             .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(3600)))
             .build();
-        let listen: Multiaddr = settings.listen.parse().map_err(|e: libp2p::multiaddr::Error| P2pError::Address {
-            address: settings.listen.clone(),
-            reason: e.to_string(),
-        })?;
+        let listen: Multiaddr =
+            settings
+                .listen
+                .parse()
+                .map_err(|e: libp2p::multiaddr::Error| P2pError::Address {
+                    address: settings.listen.clone(),
+                    reason: e.to_string(),
+                })?;
         swarm
             .listen_on(listen)
             .map_err(|e| P2pError::Transport(e.to_string()))?;
         let mut dial = Vec::new();
         for (key, addr) in &settings.peers {
-            let a: Multiaddr = addr.parse().map_err(|e: libp2p::multiaddr::Error| P2pError::Address {
-                address: addr.clone(),
-                reason: e.to_string(),
-            })?;
+            let a: Multiaddr =
+                addr.parse()
+                    .map_err(|e: libp2p::multiaddr::Error| P2pError::Address {
+                        address: addr.clone(),
+                        reason: e.to_string(),
+                    })?;
             dial.push((peer_id(key)?, a));
         }
         let members = Arc::new(RwLock::new(HashMap::new()));
@@ -230,14 +236,20 @@ impl Network {
 
     /// The addresses the swarm listens on.
     pub fn listen_addrs(&self) -> Vec<Multiaddr> {
-        self.listen_addrs.read().map(|l| l.clone()).unwrap_or_default()
+        self.listen_addrs
+            .read()
+            .map(|l| l.clone())
+            .unwrap_or_default()
     }
 
     /// Node keys of connected members.
     pub fn connected(&self) -> Vec<PublicKey> {
         let connected = self.connected.read().map(|c| c.clone()).unwrap_or_default();
         let members = self.members.read().map(|m| m.clone()).unwrap_or_default();
-        connected.iter().filter_map(|p| members.get(p).copied()).collect()
+        connected
+            .iter()
+            .filter_map(|p| members.get(p).copied())
+            .collect()
     }
 
     /// Replaces the set of member keys allowed to connect.
@@ -413,15 +425,22 @@ mod tests {
             members: members.clone(),
             channels: vec![(7, 16)],
         };
-        let (na, mut ra, _ta) = Network::start(settings(&a, pa, (b.public(), pb))).await.unwrap();
-        let (nb, mut rb, _tb) = Network::start(settings(&b, pb, (a.public(), pa))).await.unwrap();
+        let (na, mut ra, _ta) = Network::start(settings(&a, pa, (b.public(), pb)))
+            .await
+            .unwrap();
+        let (nb, mut rb, _tb) = Network::start(settings(&b, pb, (a.public(), pa)))
+            .await
+            .unwrap();
         wait_connected(&na, 1).await;
         wait_connected(&nb, 1).await;
         // The writer opens its stream lazily; retry the first send until it lands.
         let mut got = None;
         for _ in 0..50 {
             assert!(na.send(&b.public(), 7, Bytes::from_static(b"hello")));
-            if let Ok(Some(m)) = tokio::time::timeout(Duration::from_millis(100), rb.get_mut(&7).unwrap().recv()).await {
+            if let Ok(Some(m)) =
+                tokio::time::timeout(Duration::from_millis(100), rb.get_mut(&7).unwrap().recv())
+                    .await
+            {
                 got = Some(m);
                 break;
             }
@@ -429,7 +448,10 @@ mod tests {
         let (from, payload) = got.expect("frame delivered");
         assert_eq!(from, a.public());
         assert_eq!(&payload[..], b"hello");
-        assert_eq!(nb.broadcast(7, Bytes::from_static(b"back")), vec![a.public()]);
+        assert_eq!(
+            nb.broadcast(7, Bytes::from_static(b"back")),
+            vec![a.public()]
+        );
         let (from, payload) = ra.get_mut(&7).unwrap().recv().await.unwrap();
         assert_eq!((from, &payload[..]), (b.public(), &b"back"[..]));
 

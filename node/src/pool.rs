@@ -248,8 +248,15 @@ impl Pool {
             return;
         }
         if let Ok(built) = state::build_block(view, proposer, time, pending) {
-            if !built.rejected.is_empty() {
-                self.reject(built.rejected);
+            // A duplicate is a transaction already committed: its watchers hear "committed" from
+            // `committed`, not a rejection.
+            let rejected: Vec<_> = built
+                .rejected
+                .into_iter()
+                .filter(|(_, e)| !matches!(e, TxError::Duplicate { .. }))
+                .collect();
+            if !rejected.is_empty() {
+                self.reject(rejected);
             }
         }
     }

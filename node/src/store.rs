@@ -258,11 +258,7 @@ impl Store {
         if let Some(c) = certificate {
             batch.put_cf(self.cf(CF_CERTS), key, c);
         }
-        batch.put_cf(
-            self.cf(CF_HASHES),
-            outcome.head.hash.0 .0,
-            key,
-        );
+        batch.put_cf(self.cf(CF_HASHES), outcome.head.hash.0 .0, key);
         let hasher = state::log_hasher(self.suite);
         let mut frontier: Frontier = state::log_frontier(&self.snapshot())?;
         for leaf in &outcome.leaf_hashes {
@@ -294,8 +290,10 @@ impl Store {
             .db
             .get_cf(self.cf(CF_BODIES), height.to_be_bytes())?
             .ok_or_else(|| corrupt(format!("block {height} has a header but no body")))?;
-        let transactions: BoundedVec<SignedTransaction, { vault_protocol::block::MAX_BLOCK_TRANSACTIONS }> =
-            borsh::from_slice(&body).map_err(|e| corrupt(format!("block {height} body: {e}")))?;
+        let transactions: BoundedVec<
+            SignedTransaction,
+            { vault_protocol::block::MAX_BLOCK_TRANSACTIONS },
+        > = borsh::from_slice(&body).map_err(|e| corrupt(format!("block {height} body: {e}")))?;
         Ok(Some(Block {
             header,
             transactions,
@@ -331,9 +329,12 @@ impl Store {
         let Some(loc) = state::tx_location(&snap, id)? else {
             return Ok(None);
         };
-        let block = self
-            .block(loc.height)?
-            .ok_or_else(|| corrupt(format!("transaction {id} points at missing block {}", loc.height)))?;
+        let block = self.block(loc.height)?.ok_or_else(|| {
+            corrupt(format!(
+                "transaction {id} points at missing block {}",
+                loc.height
+            ))
+        })?;
         let tx = block
             .transactions
             .get(loc.index as usize)
@@ -368,7 +369,10 @@ impl Store {
         let mut parent = self.genesis_hash;
         let mut expected_height = 1u64;
         let mut last: Option<BlockHeader> = None;
-        for item in self.db.iterator_cf(self.cf(CF_HEADERS), IteratorMode::Start) {
+        for item in self
+            .db
+            .iterator_cf(self.cf(CF_HEADERS), IteratorMode::Start)
+        {
             let (k, v) = item?;
             let key: [u8; 8] = k
                 .as_ref()
@@ -425,7 +429,8 @@ impl Store {
         }
         let frontier = state::log_frontier(&self.snapshot())?;
         let hasher = state::log_hasher(self.suite);
-        if frontier.size() != head.log_size || Digest(frontier.root_with(&hasher)) != head.log_root {
+        if frontier.size() != head.log_size || Digest(frontier.root_with(&hasher)) != head.log_root
+        {
             return Err(corrupt("log frontier in the state does not match the head"));
         }
         Ok(IntegrityReport { blocks, head })
@@ -514,6 +519,7 @@ mod tests {
     use super::*;
     use vault_protocol::ids::Timestamp;
     use vault_protocol::ledger::{MemoryLedger, TestNetwork};
+    use vault_protocol::merkle::LogHasher;
     use vault_protocol::tx::{Enrolment, TxBody};
 
     fn enrol_blocks(net: &TestNetwork, n: usize) -> Vec<Block> {
@@ -523,7 +529,11 @@ mod tests {
         for i in 0..n {
             let t = net.genesis.genesis_time.plus(1_000 * (i as u64 + 1));
             let body = format!("{:08}", i + 10_000_000);
-            let org = format!("{}{}", body, vault_protocol::uscc::compute_org_check_character(&body).unwrap());
+            let org = format!(
+                "{}{}",
+                body,
+                vault_protocol::uscc::compute_org_check_character(&body).unwrap()
+            );
             let first17 = format!("91350100{org}");
             let uscc: vault_protocol::uscc::Uscc = format!(
                 "{first17}{}",
@@ -572,7 +582,9 @@ mod tests {
         let (tx, loc) = store.transaction(&id).unwrap().unwrap();
         assert_eq!(tx, blocks[1].transactions[0]);
         assert_eq!(loc.height, 2);
-        let proof = store.inclusion_proof(loc.log_index, report.head.log_size).unwrap();
+        let proof = store
+            .inclusion_proof(loc.log_index, report.head.log_size)
+            .unwrap();
         let hasher = state::log_hasher(store.suite());
         let leaf = hasher.hash_leaf(&tx.leaf_data());
         merkle::verify_inclusion(&hasher, &leaf, &proof, &report.head.log_root.0).unwrap();
@@ -619,11 +631,11 @@ mod tests {
             Err(StoreError::GenesisMismatch { .. })
         ));
         {
-            // Damage: remove a log node.
+            // Damage: remove the log node the root at size 2 is read from.
             let (store, _) = Store::open(dir.path(), &net.genesis).unwrap();
             store
                 .db
-                .delete_cf(store.cf(CF_LOG), merkle::node_key(0, 0))
+                .delete_cf(store.cf(CF_LOG), merkle::node_key(1, 0))
                 .unwrap();
         }
         let err = Store::open(dir.path(), &net.genesis).unwrap_err();
@@ -649,6 +661,9 @@ mod tests {
                 .unwrap();
         }
         let err = Store::open(dir.path(), &net.genesis).unwrap_err();
-        assert!(err.to_string().contains("hash chain broken at block 2"), "{err}");
+        assert!(
+            err.to_string().contains("hash chain broken at block 2"),
+            "{err}"
+        );
     }
 }

@@ -12,7 +12,7 @@ use bytes::Bytes;
 use commonware_codec::DecodeExt;
 use commonware_cryptography::ed25519::PublicKey as CwKey;
 use commonware_p2p::simulated;
-use commonware_runtime::{deterministic, Clock, Metrics, Quota, Runner, Supervisor};
+use commonware_runtime::{deterministic, Clock, Quota, Runner, Supervisor};
 use commonware_utils::{probability, NZUsize, NZU32};
 use tokio::sync::{mpsc, watch};
 use vault_node::chain::Chain;
@@ -28,11 +28,12 @@ use vault_protocol::tx::{Enrolment, TxBody};
 
 const IDS: [&str; 4] = ["samr", "tax", "hrss", "housing"];
 
-fn link(rate: f64) -> simulated::Link {
+/// A link that delivers `percent` of messages.
+fn link(percent: u64) -> simulated::Link {
     simulated::Link {
         latency: Duration::from_millis(20),
         jitter: Duration::from_millis(10),
-        success_rate: probability!(rate),
+        success_rate: probability!(percent, 100),
     }
 }
 
@@ -90,7 +91,10 @@ fn run(seed: u64) -> (String, Vec<BlockHash>, u64) {
         for a in &keys {
             for b in &keys {
                 if a != b {
-                    oracle.add_link(a.clone(), b.clone(), link(0.9)).await.unwrap();
+                    oracle
+                        .add_link(a.clone(), b.clone(), link(90))
+                        .await
+                        .unwrap();
                 }
             }
         }
@@ -115,7 +119,7 @@ fn run(seed: u64) -> (String, Vec<BlockHash>, u64) {
             });
             let control = oracle.control(keys[i].clone());
             let quota = Quota::per_second(NZU32!(10_000));
-            let mut channel = |ch: u64| {
+            let channel = |ch: u64| {
                 let control = control.clone();
                 async move { control.register(ch, quota).await.unwrap() }
             };
@@ -129,7 +133,9 @@ fn run(seed: u64) -> (String, Vec<BlockHash>, u64) {
                 peers: oracle.manager(),
             };
             consensus::start(
-                context.child("validator").with_attribute("department", dept.id.as_str()),
+                context
+                    .child("validator")
+                    .with_attribute("department", dept.id.as_str()),
                 AppParts {
                     ctx: ctx.clone(),
                     heads: heads_tx,
@@ -157,14 +163,19 @@ fn run(seed: u64) -> (String, Vec<BlockHash>, u64) {
                     TxBody::EnrolEnterprise(Enrolment {
                         department: samr.id.clone(),
                         enterprise: uscc(n),
-                        key: vault_protocol::ledger::test_key(&format!("e{n}"), "enterprise").public(),
+                        key: vault_protocol::ledger::test_key(&format!("e{n}"), "enterprise")
+                            .public(),
                     }),
                 )
                 .sign_one(&samr.signing);
             for ctx in &contexts {
-                let _ = ctx
-                    .pool
-                    .admit(&ctx.store.snapshot(), &gov, &ctx.head(), clock_ms(&context), tx.clone());
+                let _ = ctx.pool.admit(
+                    &ctx.store.snapshot(),
+                    &gov,
+                    &ctx.head(),
+                    clock_ms(&context),
+                    tx.clone(),
+                );
             }
         }
         let wait_all = |target: u64| {
@@ -181,7 +192,9 @@ fn run(seed: u64) -> (String, Vec<BlockHash>, u64) {
         };
         wait_all(5).await;
         let enrolled = |ctx: &NodeContext, n: u32| {
-            state::enterprise(&ctx.store.snapshot(), &uscc(n)).unwrap().is_some()
+            state::enterprise(&ctx.store.snapshot(), &uscc(n))
+                .unwrap()
+                .is_some()
         };
         while !contexts.iter().all(|c| (0..12).all(|n| enrolled(c, n))) {
             context.sleep(Duration::from_millis(100)).await;
@@ -190,28 +203,49 @@ fn run(seed: u64) -> (String, Vec<BlockHash>, u64) {
         // Partition {samr, tax} from {hrss, housing}: neither side has a quorum of 3.
         for a in 0..2 {
             for b in 2..4 {
-                oracle.remove_link(keys[a].clone(), keys[b].clone()).await.unwrap();
-                oracle.remove_link(keys[b].clone(), keys[a].clone()).await.unwrap();
+                oracle
+                    .remove_link(keys[a].clone(), keys[b].clone())
+                    .await
+                    .unwrap();
+                oracle
+                    .remove_link(keys[b].clone(), keys[a].clone())
+                    .await
+                    .unwrap();
             }
         }
         context.sleep(Duration::from_secs(2)).await;
         let during: Vec<u64> = contexts.iter().map(|c| c.head().height).collect();
         context.sleep(Duration::from_secs(20)).await;
         let after: Vec<u64> = contexts.iter().map(|c| c.head().height).collect();
-        assert_eq!(during, after, "no side of the partition may finalize without a quorum");
+        assert_eq!(
+            during, after,
+            "no side of the partition may finalize without a quorum"
+        );
 
         // Heal: the network finalizes again.
         for a in 0..2 {
             for b in 2..4 {
-                oracle.add_link(keys[a].clone(), keys[b].clone(), link(0.9)).await.unwrap();
-                oracle.add_link(keys[b].clone(), keys[a].clone(), link(0.9)).await.unwrap();
+                oracle
+                    .add_link(keys[a].clone(), keys[b].clone(), link(90))
+                    .await
+                    .unwrap();
+                oracle
+                    .add_link(keys[b].clone(), keys[a].clone(), link(90))
+                    .await
+                    .unwrap();
             }
         }
         let target = after.iter().max().copied().unwrap_or(0) + 5;
         wait_all(target).await;
         let hashes: Vec<BlockHash> = contexts
             .iter()
-            .map(|c| c.store.header(target).unwrap().unwrap().hash(c.store.suite()))
+            .map(|c| {
+                c.store
+                    .header(target)
+                    .unwrap()
+                    .unwrap()
+                    .hash(c.store.suite())
+            })
             .collect();
         for h in &hashes {
             assert_eq!(h, &hashes[0], "validators disagree at height {target}");

@@ -22,7 +22,16 @@ use crate::encoding::hex_array;
 
 /// The algorithms a chain uses, fixed once in its genesis.
 #[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, BorshSerialize, BorshDeserialize, Serialize, Deserialize,
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    BorshSerialize,
+    BorshDeserialize,
+    Serialize,
+    Deserialize,
 )]
 #[borsh(use_discriminant = true)]
 #[repr(u8)]
@@ -232,7 +241,9 @@ impl FromStr for PublicKey {
 }
 
 /// A signature of the chain's crypto suite.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+#[derive(
+    Clone, Copy, PartialEq, Eq, Hash, BorshSerialize, BorshDeserialize, Serialize, Deserialize,
+)]
 pub struct Signature(#[serde(with = "hex_array")] [u8; 64]);
 
 impl Signature {
@@ -316,9 +327,8 @@ impl CryptoSuite {
     ) -> Result<(), SignatureError> {
         match self {
             CryptoSuite::Ed25519Sha256 => {
-                let vk = VerifyingKey::from_bytes(&key.0).map_err(|_| SignatureError::InvalidKey {
-                    key: key.to_hex(),
-                })?;
+                let vk = VerifyingKey::from_bytes(&key.0)
+                    .map_err(|_| SignatureError::InvalidKey { key: key.to_hex() })?;
                 if vk.is_weak() {
                     return Err(SignatureError::InvalidKey { key: key.to_hex() });
                 }
@@ -460,7 +470,9 @@ mod tests {
             carry = v >> 8;
         }
         let bad = Signature::from_bytes(bytes);
-        assert!(SUITE.verify(Domain::Block, &kp.public(), b"m", &bad).is_err());
+        assert!(SUITE
+            .verify(Domain::Block, &kp.public(), b"m", &bad)
+            .is_err());
     }
 
     #[test]

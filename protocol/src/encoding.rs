@@ -134,7 +134,10 @@ impl<const MAX: usize> BoundedString<MAX> {
     pub fn new(s: impl Into<String>) -> Result<Self, BoundError> {
         let s = s.into();
         if s.len() > MAX {
-            return Err(BoundError { len: s.len(), max: MAX });
+            return Err(BoundError {
+                len: s.len(),
+                max: MAX,
+            });
         }
         Ok(Self(s))
     }
@@ -224,7 +227,10 @@ impl<T, const MAX: usize> BoundedVec<T, MAX> {
     /// Wraps `v` if it has at most `MAX` elements.
     pub fn new(v: Vec<T>) -> Result<Self, BoundError> {
         if v.len() > MAX {
-            return Err(BoundError { len: v.len(), max: MAX });
+            return Err(BoundError {
+                len: v.len(),
+                max: MAX,
+            });
         }
         Ok(Self(v))
     }

@@ -48,7 +48,12 @@ fn check_code(
 ) -> Result<(), CodeError> {
     let len = s.chars().count();
     if len < min || len > max {
-        return Err(CodeError::Length { kind, len, min, max });
+        return Err(CodeError::Length {
+            kind,
+            len,
+            min,
+            max,
+        });
     }
     if let Some((i, c)) = s.chars().enumerate().find(|(_, c)| !ok(*c)) {
         return Err(CodeError::Character {

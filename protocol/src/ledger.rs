@@ -221,12 +221,66 @@ pub fn standard_document_types() -> Vec<(DocumentType, &'static str)> {
         requires_expiry: expiry,
     };
     vec![
-        (t("BUSINESS_LICENCE", "营业执照", "Business licence", None, false), "samr"),
-        (t("TAX_CREDIT_RATING", "纳税信用等级", "Tax credit rating", Some(400), true), "tax"),
-        (t("SOCIAL_INSURANCE_CERT", "社保缴纳证明", "Social-insurance payment certificate", Some(366), true), "hrss"),
-        (t("HIGH_TECH_ENTERPRISE", "高新技术企业证书", "High-tech enterprise certificate", Some(1100), true), "sti"),
-        (t("CONSTRUCTION_QUALIFICATION", "建筑业企业资质证书", "Construction enterprise qualification", Some(1830), true), "housing"),
-        (t("ADMIN_PERMIT", "行政许可证", "Administrative permit", Some(1830), true), "approval"),
+        (
+            t(
+                "BUSINESS_LICENCE",
+                "营业执照",
+                "Business licence",
+                None,
+                false,
+            ),
+            "samr",
+        ),
+        (
+            t(
+                "TAX_CREDIT_RATING",
+                "纳税信用等级",
+                "Tax credit rating",
+                Some(400),
+                true,
+            ),
+            "tax",
+        ),
+        (
+            t(
+                "SOCIAL_INSURANCE_CERT",
+                "社保缴纳证明",
+                "Social-insurance payment certificate",
+                Some(366),
+                true,
+            ),
+            "hrss",
+        ),
+        (
+            t(
+                "HIGH_TECH_ENTERPRISE",
+                "高新技术企业证书",
+                "High-tech enterprise certificate",
+                Some(1100),
+                true,
+            ),
+            "sti",
+        ),
+        (
+            t(
+                "CONSTRUCTION_QUALIFICATION",
+                "建筑业企业资质证书",
+                "Construction enterprise qualification",
+                Some(1830),
+                true,
+            ),
+            "housing",
+        ),
+        (
+            t(
+                "ADMIN_PERMIT",
+                "行政许可证",
+                "Administrative permit",
+                Some(1830),
+                true,
+            ),
+            "approval",
+        ),
     ]
 }
 

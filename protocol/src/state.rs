@@ -23,12 +23,14 @@ use crate::genesis::Genesis;
 use crate::governance::{
     DepartmentRecord, DocumentTypeRecord, Governance, IssuerPeriod, KeyPeriod, DAY_MS,
 };
-use crate::ids::{AttestationId, BlockHash, DepartmentId, DocTypeCode, GrantId, ReceiptId, Timestamp, TxId};
+use crate::ids::{
+    AttestationId, BlockHash, DepartmentId, DocTypeCode, GrantId, ReceiptId, Timestamp, TxId,
+};
 use crate::merkle::{Frontier, LogHasher, Sha256LogHasher};
 use crate::tx::{
     receipt_id, AccessRead, AccessReceipts, Attestation, EndorsementError, Enrolment,
-    EnterpriseKeyRotation, GovernanceAction, Grant, GrantScope, GrantWithdrawal, Grantee,
-    StatusAction, StatusChange, Note, TxBody, VerifiedTx,
+    EnterpriseKeyRotation, GovernanceAction, Grant, GrantScope, GrantWithdrawal, Grantee, Note,
+    StatusAction, StatusChange, TxBody, VerifiedTx,
 };
 use crate::uscc::Uscc;
 
@@ -275,7 +277,10 @@ pub mod keys {
     }
     /// Grants to a grantee (prefix).
     pub fn grants_by_grantee_prefix(grantee: &Grantee) -> Vec<u8> {
-        join(GRANT_BY_GRANTEE, &[&borsh::to_vec(grantee).unwrap_or_default()])
+        join(
+            GRANT_BY_GRANTEE,
+            &[&borsh::to_vec(grantee).unwrap_or_default()],
+        )
     }
     /// Index entry: grant by grantee.
     pub fn grant_by_grantee(grantee: &Grantee, id: &GrantId) -> Vec<u8> {
@@ -347,7 +352,9 @@ pub struct ChainHead {
 record!(ChainHead, 256);
 
 /// Where a transaction sits.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize,
+)]
 pub struct TxLocation {
     /// Block height.
     pub height: u64,
@@ -377,13 +384,25 @@ record!(EnterpriseRecord, 64 * 1024);
 impl EnterpriseRecord {
     /// The current key.
     pub fn current_key(&self) -> Option<&PublicKey> {
-        self.keys.last().filter(|p| p.until.is_none()).map(|p| &p.key)
+        self.keys
+            .last()
+            .filter(|p| p.until.is_none())
+            .map(|p| &p.key)
     }
 }
 
 /// An attestation's recorded status (expiry is a matter of time, not of record).
 #[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, BorshSerialize, BorshDeserialize, Serialize, Deserialize,
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    BorshSerialize,
+    BorshDeserialize,
+    Serialize,
+    Deserialize,
 )]
 #[serde(rename_all = "snake_case")]
 pub enum Status {
@@ -718,7 +737,9 @@ pub enum TxError {
         by: AttestationId,
     },
     /// A status change by a department other than the issuer.
-    #[error("{department} did not issue {attestation}; only its issuer {issuer} may change its status")]
+    #[error(
+        "{department} did not issue {attestation}; only its issuer {issuer} may change its status"
+    )]
     NotIssuer {
         /// Who tried.
         department: DepartmentId,
@@ -935,14 +956,21 @@ impl BlockError {
 // Reads
 // ---------------------------------------------------------------------------------------------
 
-fn read<T: Canonical, V: StateView + ?Sized>(view: &V, key: &[u8]) -> Result<Option<T>, StoreError> {
+fn read<T: Canonical, V: StateView + ?Sized>(
+    view: &V,
+    key: &[u8],
+) -> Result<Option<T>, StoreError> {
     match view.get(key)? {
         Some(bytes) => Ok(Some(T::decode(&bytes)?)),
         None => Ok(None),
     }
 }
 
-fn require<T: Canonical, V: StateView + ?Sized>(view: &V, key: &[u8], what: &str) -> Result<T, StoreError> {
+fn require<T: Canonical, V: StateView + ?Sized>(
+    view: &V,
+    key: &[u8],
+    what: &str,
+) -> Result<T, StoreError> {
     read(view, key)?.ok_or_else(|| StoreError {
         message: format!("{what} missing from the state"),
     })
@@ -964,12 +992,18 @@ pub fn log_frontier<V: StateView + ?Sized>(view: &V) -> Result<Frontier, StoreEr
 }
 
 /// Where a transaction was committed.
-pub fn tx_location<V: StateView + ?Sized>(view: &V, id: &TxId) -> Result<Option<TxLocation>, StoreError> {
+pub fn tx_location<V: StateView + ?Sized>(
+    view: &V,
+    id: &TxId,
+) -> Result<Option<TxLocation>, StoreError> {
     read(view, &keys::tx(id))
 }
 
 /// An enterprise.
-pub fn enterprise<V: StateView + ?Sized>(view: &V, uscc: &Uscc) -> Result<Option<EnterpriseRecord>, StoreError> {
+pub fn enterprise<V: StateView + ?Sized>(
+    view: &V,
+    uscc: &Uscc,
+) -> Result<Option<EnterpriseRecord>, StoreError> {
     read(view, &keys::enterprise(uscc))
 }
 
@@ -989,7 +1023,11 @@ fn attestations_under<V: StateView + ?Sized>(
     for (k, _) in view.scan_prefix(prefix)? {
         let mut id = [0u8; 32];
         id.copy_from_slice(&k[k.len() - 32..]);
-        out.push(require(view, &keys::attestation(&AttestationId(Digest(id))), "indexed attestation")?);
+        out.push(require(
+            view,
+            &keys::attestation(&AttestationId(Digest(id))),
+            "indexed attestation",
+        )?);
     }
     out.sort_by_key(|r| (r.location.height, r.location.index));
     Ok(out)
@@ -1012,16 +1050,26 @@ pub fn attestations_by_digest<V: StateView + ?Sized>(
 }
 
 /// A grant.
-pub fn grant<V: StateView + ?Sized>(view: &V, id: &GrantId) -> Result<Option<GrantRecord>, StoreError> {
+pub fn grant<V: StateView + ?Sized>(
+    view: &V,
+    id: &GrantId,
+) -> Result<Option<GrantRecord>, StoreError> {
     read(view, &keys::grant(id))
 }
 
-fn grants_under<V: StateView + ?Sized>(view: &V, prefix: &[u8]) -> Result<Vec<GrantRecord>, StoreError> {
+fn grants_under<V: StateView + ?Sized>(
+    view: &V,
+    prefix: &[u8],
+) -> Result<Vec<GrantRecord>, StoreError> {
     let mut out: Vec<GrantRecord> = Vec::new();
     for (k, _) in view.scan_prefix(prefix)? {
         let mut id = [0u8; 32];
         id.copy_from_slice(&k[k.len() - 32..]);
-        out.push(require(view, &keys::grant(&GrantId(Digest(id))), "indexed grant")?);
+        out.push(require(
+            view,
+            &keys::grant(&GrantId(Digest(id))),
+            "indexed grant",
+        )?);
     }
     out.sort_by_key(|g| (g.granted_at, g.id));
     Ok(out)
@@ -1036,7 +1084,10 @@ pub fn grants_by_enterprise<V: StateView + ?Sized>(
 }
 
 /// Every grant to a grantee, oldest first.
-pub fn grants_to<V: StateView + ?Sized>(view: &V, grantee: &Grantee) -> Result<Vec<GrantRecord>, StoreError> {
+pub fn grants_to<V: StateView + ?Sized>(
+    view: &V,
+    grantee: &Grantee,
+) -> Result<Vec<GrantRecord>, StoreError> {
     grants_under(view, &keys::grants_by_grantee_prefix(grantee))
 }
 
@@ -1136,7 +1187,10 @@ pub fn grants_in_force<V: StateView + ?Sized>(
 }
 
 /// An access receipt.
-pub fn receipt<V: StateView + ?Sized>(view: &V, id: &ReceiptId) -> Result<Option<ReceiptRecord>, StoreError> {
+pub fn receipt<V: StateView + ?Sized>(
+    view: &V,
+    id: &ReceiptId,
+) -> Result<Option<ReceiptRecord>, StoreError> {
     read(view, &keys::receipt(id))
 }
 
@@ -1149,7 +1203,11 @@ pub fn receipts_by_enterprise<V: StateView + ?Sized>(
     for (k, _) in view.scan_prefix(&keys::receipts_by_enterprise_prefix(uscc))? {
         let mut id = [0u8; 32];
         id.copy_from_slice(&k[k.len() - 32..]);
-        out.push(require(view, &keys::receipt(&ReceiptId(Digest(id))), "indexed receipt")?);
+        out.push(require(
+            view,
+            &keys::receipt(&ReceiptId(Digest(id))),
+            "indexed receipt",
+        )?);
     }
     Ok(out)
 }
@@ -1236,7 +1294,11 @@ fn invalid(field: &'static str, reason: impl Into<String>) -> TxError {
 }
 
 impl<'o, 'a, V: StateView + ?Sized> Rules<'o, 'a, V> {
-    fn new(o: &'o mut Overlay<'a, V>, ctx: &TxContext, tx: &'o VerifiedTx) -> Result<Self, ApplyError> {
+    fn new(
+        o: &'o mut Overlay<'a, V>,
+        ctx: &TxContext,
+        tx: &'o VerifiedTx,
+    ) -> Result<Self, ApplyError> {
         let gov = governance(&*o)?;
         Ok(Self {
             o,
@@ -1475,13 +1537,11 @@ impl<'o, 'a, V: StateView + ?Sized> Rules<'o, 'a, V> {
                     }
                     .into());
                 }
-                let t = self
-                    .gov
-                    .document_types
-                    .get_mut(doc_type)
-                    .ok_or_else(|| TxError::UnknownDocumentType {
+                let t = self.gov.document_types.get_mut(doc_type).ok_or_else(|| {
+                    TxError::UnknownDocumentType {
                         doc_type: doc_type.clone(),
-                    })?;
+                    }
+                })?;
                 if t.currently_authorised(department) {
                     return Err(TxError::AlreadyAuthorised {
                         department: department.clone(),
@@ -1499,13 +1559,11 @@ impl<'o, 'a, V: StateView + ?Sized> Rules<'o, 'a, V> {
                 department,
                 doc_type,
             } => {
-                let t = self
-                    .gov
-                    .document_types
-                    .get_mut(doc_type)
-                    .ok_or_else(|| TxError::UnknownDocumentType {
+                let t = self.gov.document_types.get_mut(doc_type).ok_or_else(|| {
+                    TxError::UnknownDocumentType {
                         doc_type: doc_type.clone(),
-                    })?;
+                    }
+                })?;
                 let open = t
                     .issuers
                     .iter_mut()
@@ -1548,7 +1606,10 @@ impl<'o, 'a, V: StateView + ?Sized> Rules<'o, 'a, V> {
                     }
                 }
                 if let Some(d) = self.gov.departments.get_mut(department) {
-                    for (keys, new) in [(&mut d.signing_keys, signing_key), (&mut d.node_keys, node_key)] {
+                    for (keys, new) in [
+                        (&mut d.signing_keys, signing_key),
+                        (&mut d.node_keys, node_key),
+                    ] {
                         for p in keys.iter_mut() {
                             if p.until.is_none_or(|u| u > *previous_valid_until) {
                                 p.until = Some(*previous_valid_until);
@@ -1622,14 +1683,14 @@ impl<'o, 'a, V: StateView + ?Sized> Rules<'o, 'a, V> {
     fn issue(&mut self, a: &Attestation) -> Result<(), ApplyError> {
         let now = self.now();
         self.require_department(&a.issuer)?;
-        let doc_type = self
-            .gov
-            .document_types
-            .get(&a.doc_type)
-            .ok_or_else(|| TxError::UnknownDocumentType {
+        let doc_type = self.gov.document_types.get(&a.doc_type).ok_or_else(|| {
+            TxError::UnknownDocumentType {
                 doc_type: a.doc_type.clone(),
-            })?;
-        if !doc_type.issuer_authorised_at(&a.issuer, now) || !doc_type.currently_authorised(&a.issuer) {
+            }
+        })?;
+        if !doc_type.issuer_authorised_at(&a.issuer, now)
+            || !doc_type.currently_authorised(&a.issuer)
+        {
             return Err(TxError::NotAuthorised {
                 department: a.issuer.clone(),
                 doc_type: a.doc_type.clone(),
@@ -1672,11 +1733,8 @@ impl<'o, 'a, V: StateView + ?Sized> Rules<'o, 'a, V> {
         }
         let id = AttestationId(self.tx.id().0);
         let live_key = keys::live(&a.file_digest, &a.doc_type);
-        let live: Option<AttestationId> = self
-            .o
-            .get(&live_key)?
-            .map(|v| decode_id(&v))
-            .transpose()?;
+        let live: Option<AttestationId> =
+            self.o.get(&live_key)?.map(|v| decode_id(&v)).transpose()?;
         if let Some(existing) = live {
             if a.supersedes != Some(existing) {
                 return Err(TxError::DigestAlreadyLive {
@@ -1741,9 +1799,10 @@ impl<'o, 'a, V: StateView + ?Sized> Rules<'o, 'a, V> {
 
     fn set_status(&mut self, s: &StatusChange) -> Result<(), ApplyError> {
         self.require_department(&s.department)?;
-        let mut rec = attestation(&*self.o, &s.attestation)?.ok_or(TxError::UnknownAttestation {
-            attestation: s.attestation,
-        })?;
+        let mut rec =
+            attestation(&*self.o, &s.attestation)?.ok_or(TxError::UnknownAttestation {
+                attestation: s.attestation,
+            })?;
         if rec.attestation.issuer != s.department {
             return Err(TxError::NotIssuer {
                 department: s.department.clone(),
@@ -1752,7 +1811,9 @@ impl<'o, 'a, V: StateView + ?Sized> Rules<'o, 'a, V> {
             }
             .into());
         }
-        if let (Some(by), StatusAction::Suspend | StatusAction::Reinstate) = (rec.superseded_by, s.action) {
+        if let (Some(by), StatusAction::Suspend | StatusAction::Reinstate) =
+            (rec.superseded_by, s.action)
+        {
             return Err(TxError::AlreadySuperseded {
                 attestation: s.attestation,
                 by,
@@ -1777,8 +1838,10 @@ impl<'o, 'a, V: StateView + ?Sized> Rules<'o, 'a, V> {
             (from, action) => return Err(TxError::InvalidTransition { from, action }.into()),
         };
         if next == Status::Revoked && rec.superseded_by.is_none() {
-            self.o
-                .delete(keys::live(&rec.attestation.file_digest, &rec.attestation.doc_type));
+            self.o.delete(keys::live(
+                &rec.attestation.file_digest,
+                &rec.attestation.doc_type,
+            ));
         }
         rec.status = next;
         rec.history.push(StatusEvent {
@@ -1800,7 +1863,11 @@ impl<'o, 'a, V: StateView + ?Sized> Rules<'o, 'a, V> {
         self.require_enterprise(&g.enterprise)?;
         let now = self.now();
         if g.expires_at <= now {
-            return Err(invalid("expires_at", format!("{} is not in the future", g.expires_at)).into());
+            return Err(invalid(
+                "expires_at",
+                format!("{} is not in the future", g.expires_at),
+            )
+            .into());
         }
         if g.expires_at.0 - now.0 > self.gov.params.max_grant_duration_ms {
             return Err(invalid(
@@ -1814,7 +1881,10 @@ impl<'o, 'a, V: StateView + ?Sized> Rules<'o, 'a, V> {
         }
         if let Grantee::Department(d) = &g.grantee {
             if self.gov.member(d).is_none() {
-                return Err(TxError::UnknownGrantee { department: d.clone() }.into());
+                return Err(TxError::UnknownGrantee {
+                    department: d.clone(),
+                }
+                .into());
             }
         }
         if g.purpose.code.is_empty() {
@@ -1827,7 +1897,10 @@ impl<'o, 'a, V: StateView + ?Sized> Rules<'o, 'a, V> {
                 }
                 for t in types {
                     if !self.gov.document_types.contains_key(t) {
-                        return Err(TxError::UnknownDocumentType { doc_type: t.clone() }.into());
+                        return Err(TxError::UnknownDocumentType {
+                            doc_type: t.clone(),
+                        }
+                        .into());
                     }
                 }
             }
@@ -1836,7 +1909,8 @@ impl<'o, 'a, V: StateView + ?Sized> Rules<'o, 'a, V> {
                     return Err(invalid("scope", "must be non-empty, unique and sorted").into());
                 }
                 for id in ids {
-                    let rec = attestation(&*self.o, id)?.ok_or(TxError::UnknownAttestation { attestation: *id })?;
+                    let rec = attestation(&*self.o, id)?
+                        .ok_or(TxError::UnknownAttestation { attestation: *id })?;
                     if rec.attestation.subject != g.enterprise {
                         return Err(TxError::ForeignAttestation { attestation: *id }.into());
                     }
@@ -1852,8 +1926,10 @@ impl<'o, 'a, V: StateView + ?Sized> Rules<'o, 'a, V> {
             withdrawn_at: None,
         };
         self.o.put_record(keys::grant(&id), &record);
-        self.o.put(keys::grant_by_grantee(&g.grantee, &id), Vec::new());
-        self.o.put(keys::grant_by_enterprise(&g.enterprise, &id), Vec::new());
+        self.o
+            .put(keys::grant_by_grantee(&g.grantee, &id), Vec::new());
+        self.o
+            .put(keys::grant_by_enterprise(&g.enterprise, &id), Vec::new());
         Ok(())
     }
 
@@ -1887,16 +1963,31 @@ impl<'o, 'a, V: StateView + ?Sized> Rules<'o, 'a, V> {
         for (index, read) in r.reads.iter().enumerate() {
             if let Grantee::Department(d) = &read.reader {
                 if d != &r.recorder {
-                    return Err(invalid("reader", format!("read {index}: a department's reads are recorded by that department")).into());
+                    return Err(invalid(
+                        "reader",
+                        format!(
+                            "read {index}: a department's reads are recorded by that department"
+                        ),
+                    )
+                    .into());
                 }
             }
             if read.read_at > latest || read.read_at < oldest {
-                return Err(invalid("read_at", format!("read {index}: {} is outside [{oldest}, {latest}]", read.read_at)).into());
+                return Err(invalid(
+                    "read_at",
+                    format!(
+                        "read {index}: {} is outside [{oldest}, {latest}]",
+                        read.read_at
+                    ),
+                )
+                .into());
             }
-            let rec = attestation(&*self.o, &read.attestation)?.ok_or(TxError::UnknownAttestation {
-                attestation: read.attestation,
-            })?;
-            let g = grant(&*self.o, &read.grant)?.ok_or(TxError::UnknownGrant { grant: read.grant })?;
+            let rec =
+                attestation(&*self.o, &read.attestation)?.ok_or(TxError::UnknownAttestation {
+                    attestation: read.attestation,
+                })?;
+            let g =
+                grant(&*self.o, &read.grant)?.ok_or(TxError::UnknownGrant { grant: read.grant })?;
             check_access(&g, &read.reader, &rec, None, read.read_at)
                 .map_err(|refusal| TxError::ReadNotPermitted { index, refusal })?;
             let id = receipt_id(self.gov.suite, self.tx.id(), index as u32);
@@ -1951,7 +2042,10 @@ pub struct BlockOutcome {
 }
 
 /// Checks every signature of a block's transactions.
-pub fn verify_transactions(suite: CryptoSuite, block: &Block) -> Result<Vec<VerifiedTx>, BlockError> {
+pub fn verify_transactions(
+    suite: CryptoSuite,
+    block: &Block,
+) -> Result<Vec<VerifiedTx>, BlockError> {
     block
         .transactions
         .iter()
@@ -1965,7 +2059,10 @@ pub fn verify_transactions(suite: CryptoSuite, block: &Block) -> Result<Vec<Veri
 }
 
 /// Applies a block: checks its signatures, header and every transaction, and returns its writes.
-pub fn apply_block<V: StateView + ?Sized>(view: &V, block: &Block) -> Result<BlockOutcome, BlockError> {
+pub fn apply_block<V: StateView + ?Sized>(
+    view: &V,
+    block: &Block,
+) -> Result<BlockOutcome, BlockError> {
     let suite = governance(view)?.suite;
     let txs = verify_transactions(suite, block)?;
     apply_verified_block(view, &block.header, &txs)
@@ -2021,15 +2118,17 @@ pub fn apply_verified_block<V: StateView + ?Sized>(
         return Err(BlockError::TransactionsMismatch);
     }
     let mut overlay = Overlay::new(view);
-    let (leaf_hashes, frontier) = execute(&mut overlay, &gov, &parent, header.height, header.time, txs)
-        .map_err(|(index, e)| match e {
-            ApplyError::Rejected(error) => BlockError::Transaction {
-                index,
-                tx: ids[index],
-                error,
+    let (leaf_hashes, frontier) =
+        execute(&mut overlay, &gov, &parent, header.height, header.time, txs).map_err(
+            |(index, e)| match e {
+                ApplyError::Rejected(error) => BlockError::Transaction {
+                    index,
+                    tx: ids[index],
+                    error,
+                },
+                ApplyError::Store(s) => BlockError::Store(s),
             },
-            ApplyError::Store(s) => BlockError::Store(s),
-        })?;
+        )?;
     let hasher = log_hasher(gov.suite);
     if header.log_size != frontier.size() || header.log_root.0 != frontier.root_with(&hasher) {
         return Err(BlockError::LogMismatch);
@@ -2075,7 +2174,11 @@ fn execute<V: StateView + ?Sized>(
 }
 
 /// Computes the state commitment over the block's writes.
-fn finish<V: StateView + ?Sized>(overlay: Overlay<'_, V>, suite: CryptoSuite, parent: &ChainHead) -> (StateDelta, Digest) {
+fn finish<V: StateView + ?Sized>(
+    overlay: Overlay<'_, V>,
+    suite: CryptoSuite,
+    parent: &ChainHead,
+) -> (StateDelta, Digest) {
     let delta = overlay.into_delta();
     let state_root = suite.hash(
         Domain::State,
@@ -2084,7 +2187,12 @@ fn finish<V: StateView + ?Sized>(overlay: Overlay<'_, V>, suite: CryptoSuite, pa
     (delta, state_root)
 }
 
-fn seal(mut delta: StateDelta, hash: BlockHash, header: &BlockHeader, leaf_hashes: Vec<Digest>) -> BlockOutcome {
+fn seal(
+    mut delta: StateDelta,
+    hash: BlockHash,
+    header: &BlockHeader,
+    leaf_hashes: Vec<Digest>,
+) -> BlockOutcome {
     let head = ChainHead {
         height: header.height,
         hash,
@@ -2093,10 +2201,13 @@ fn seal(mut delta: StateDelta, hash: BlockHash, header: &BlockHeader, leaf_hashe
         log_root: header.log_root,
         state_root: header.state_root,
     };
-    delta.writes.insert(keys::HEAD.to_vec(), Some(head.encode()));
     delta
         .writes
-        .insert(keys::STATE_ROOT.to_vec(), Some(header.state_root.0.to_vec()));
+        .insert(keys::HEAD.to_vec(), Some(head.encode()));
+    delta.writes.insert(
+        keys::STATE_ROOT.to_vec(),
+        Some(header.state_root.0.to_vec()),
+    );
     BlockOutcome {
         delta,
         head,

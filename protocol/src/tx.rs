@@ -11,7 +11,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::crypto::{CryptoSuite, Digest, Domain, KeyPair, PublicKey, Signature, SignatureError};
 use crate::encoding::{BoundError, BoundedString, BoundedVec, Canonical};
-use crate::ids::{AttestationId, ChainId, DepartmentId, DocTypeCode, GrantId, ReceiptId, Timestamp, TxId};
+use crate::ids::{
+    AttestationId, ChainId, DepartmentId, DocTypeCode, GrantId, ReceiptId, Timestamp, TxId,
+};
 use crate::uscc::Uscc;
 
 /// Most claims an attestation may carry.
@@ -62,7 +64,16 @@ pub struct Attestation {
 
 /// What a status change does.
 #[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, BorshSerialize, BorshDeserialize, Serialize, Deserialize,
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    BorshSerialize,
+    BorshDeserialize,
+    Serialize,
+    Deserialize,
 )]
 #[serde(rename_all = "snake_case")]
 #[borsh(use_discriminant = true)]
@@ -94,7 +105,17 @@ pub struct StatusChange {
 
 /// Who a grant is to.
 #[derive(
-    Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, BorshSerialize, BorshDeserialize, Serialize, Deserialize,
+    Debug,
+    Clone,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    BorshSerialize,
+    BorshDeserialize,
+    Serialize,
+    Deserialize,
 )]
 #[serde(rename_all = "snake_case")]
 pub enum Grantee {

@@ -155,7 +155,12 @@ impl Verdict {
 
 /// The status of an attestation at time `t`, from its history.
 pub fn status_at(record: &AttestationRecord, t: Timestamp) -> (Status, Vec<StatusEvent>) {
-    let events: Vec<StatusEvent> = record.history.iter().filter(|e| e.at <= t).cloned().collect();
+    let events: Vec<StatusEvent> = record
+        .history
+        .iter()
+        .filter(|e| e.at <= t)
+        .cloned()
+        .collect();
     let status = events.last().map_or(Status::Active, |e| e.status);
     (status, events)
 }
@@ -215,8 +220,14 @@ pub fn verify_attestation(
         CheckKind::IssuerKey,
         key_ok,
         Reason::IssuerKeyNotValid,
-        format!("signed with a key {} held at {}", a.issuer, record.issued_at),
-        format!("the signing key was not a key of {} at {}", a.issuer, record.issued_at),
+        format!(
+            "signed with a key {} held at {}",
+            a.issuer, record.issued_at
+        ),
+        format!(
+            "the signing key was not a key of {} at {}",
+            a.issuer, record.issued_at
+        ),
     );
 
     let doc_type = gov.document_types.get(&a.doc_type);
@@ -225,8 +236,14 @@ pub fn verify_attestation(
         CheckKind::IssuerAuthorised,
         auth_ok,
         Reason::IssuerNotAuthorised,
-        format!("{} was authorised to issue {} when it issued", a.issuer, a.doc_type),
-        format!("{} was not authorised to issue {} at {}", a.issuer, a.doc_type, record.issued_at),
+        format!(
+            "{} was authorised to issue {} when it issued",
+            a.issuer, a.doc_type
+        ),
+        format!(
+            "{} was not authorised to issue {} at {}",
+            a.issuer, a.doc_type, record.issued_at
+        ),
     );
 
     push(
@@ -289,7 +306,10 @@ pub fn verify_attestation(
             d == &a.file_digest,
             Reason::DigestMismatch,
             format!("the file's SHA-256 is {d}, as attested"),
-            format!("the file's SHA-256 is {d}; the attested file's is {}", a.file_digest),
+            format!(
+                "the file's SHA-256 is {d}; the attested file's is {}",
+                a.file_digest
+            ),
         ),
         None => checks.push(Check {
             check: CheckKind::FileDigest,

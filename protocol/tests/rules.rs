@@ -855,7 +855,10 @@ fn an_attestation_signed_in_the_block_that_rotates_its_key_verifies() {
     let now = fx.now();
     let built = fx.block(vec![
         issue,
-        fx.by_all(&["samr", "tax", "hrss"], rotate("samr", "s2", "n2", now.plus(1))),
+        fx.by_all(
+            &["samr", "tax", "hrss"],
+            rotate("samr", "s2", "n2", now.plus(1)),
+        ),
     ]);
     assert!(built.rejected.is_empty());
     let v = fx.verdict(&id, fx.now(), None);

@@ -119,7 +119,8 @@ impl Cluster {
                 })
                 .collect::<Result<Vec<_>>>()?;
             let id = DepartmentId::new(d)?;
-            let cfg = deploy::node_config(&ddir, &id, &genesis_path, http[i], p2p[i].clone(), peers);
+            let cfg =
+                deploy::node_config(&ddir, &id, &genesis_path, http[i], p2p[i].clone(), peers);
             let config = ddir.join("node.toml");
             fs::write(&config, cfg.to_toml())?;
             nodes.push(ClusterNode {
@@ -157,7 +158,10 @@ impl Cluster {
             .arg("run")
             .arg("--config")
             .arg(&node.config)
-            .env("RUST_LOG", std::env::var("VAULT_TEST_LOG").unwrap_or_else(|_| "info".into()))
+            .env(
+                "RUST_LOG",
+                std::env::var("VAULT_TEST_LOG").unwrap_or_else(|_| "info".into()),
+            )
             .stdout(Stdio::from(log.try_clone()?))
             .stderr(Stdio::from(log))
             .spawn()
@@ -245,7 +249,12 @@ impl Cluster {
     }
 
     /// Submits a signed transaction to node `i`; with `wait`, until committed or rejected.
-    pub async fn submit(&self, i: usize, tx: &SignedTransaction, wait: bool) -> Result<(u16, Value)> {
+    pub async fn submit(
+        &self,
+        i: usize,
+        tx: &SignedTransaction,
+        wait: bool,
+    ) -> Result<(u16, Value)> {
         let url = format!(
             "{}/v1/transactions?wait={wait}&timeout_ms=30000",
             self.nodes[i].url
@@ -304,5 +313,8 @@ pub fn uscc(n: u32) -> Uscc {
 /// An enterprise key derived from a number.
 pub fn enterprise_key(n: u32) -> KeyPair {
     let suite = CryptoSuite::Ed25519Sha256;
-    KeyPair::from_seed(suite, suite.file_digest(format!("enterprise-{n}").as_bytes()).0)
+    KeyPair::from_seed(
+        suite,
+        suite.file_digest(format!("enterprise-{n}").as_bytes()).0,
+    )
 }

@@ -42,7 +42,10 @@ async fn four_departments_agree_survive_a_stop_and_catch_up() -> Result<()> {
 
     // Enrol an enterprise through one node and issue its licence through another.
     let (code, r) = c.submit(1, &enrol(&c, 1), true).await?;
-    ensure!(code == 200 && r["status"] == "committed", "enrolment: {code} {r}");
+    ensure!(
+        code == 200 && r["status"] == "committed",
+        "enrolment: {code} {r}"
+    );
     let samr = &c.nodes[0];
     let issue = c
         .tx(TxBody::IssueAttestation(Attestation {
@@ -57,16 +60,26 @@ async fn four_departments_agree_survive_a_stop_and_catch_up() -> Result<()> {
         }))
         .sign_one(&samr.signing);
     let (code, r) = c.submit(2, &issue, true).await?;
-    ensure!(code == 200 && r["status"] == "committed", "issue: {code} {r}");
+    ensure!(
+        code == 200 && r["status"] == "committed",
+        "issue: {code} {r}"
+    );
     let h = r["height"].as_u64().unwrap_or(0);
 
     // Every node commits the same block, and knows the attestation.
     let reference = block_hash(&c, 0, h).await?;
     for i in 0..4 {
         c.wait_height(i, h, LONG).await?;
-        assert_eq!(block_hash(&c, i, h).await?, reference, "node {i} differs at {h}");
+        assert_eq!(
+            block_hash(&c, i, h).await?,
+            reference,
+            "node {i} differs at {h}"
+        );
         let (code, a) = c
-            .get(i, &format!("/v1/attestations/{}", r["tx_id"].as_str().unwrap_or("")))
+            .get(
+                i,
+                &format!("/v1/attestations/{}", r["tx_id"].as_str().unwrap_or("")),
+            )
             .await?;
         assert_eq!(code, 200, "node {i}: {a}");
         assert_eq!(a["verdict"]["valid"], true, "node {i}: {a}");
@@ -79,7 +92,9 @@ async fn four_departments_agree_survive_a_stop_and_catch_up() -> Result<()> {
     let mut checked = false;
     for height in (1..=h).rev() {
         let (_, b) = c.get(0, &format!("/v1/blocks/{height}")).await?;
-        let Some(cert) = b["certificate"].as_str() else { continue };
+        let Some(cert) = b["certificate"].as_str() else {
+            continue;
+        };
         let cert = hex::decode(cert)?;
         let hash: BlockHash = b["hash"].as_str().unwrap_or("").parse()?;
         vault_node::consensus::verify_certificate(
@@ -129,7 +144,10 @@ async fn four_departments_agree_survive_a_stop_and_catch_up() -> Result<()> {
     let mut last = 0;
     for n in 2..6 {
         let (code, r) = c.submit(n as usize % 3, &enrol(&c, n), true).await?;
-        ensure!(code == 200 && r["status"] == "committed", "enrolment {n}: {code} {r}");
+        ensure!(
+            code == 200 && r["status"] == "committed",
+            "enrolment {n}: {code} {r}"
+        );
         last = r["height"].as_u64().unwrap_or(0);
     }
     ensure!(last > h);
@@ -137,7 +155,10 @@ async fn four_departments_agree_survive_a_stop_and_catch_up() -> Result<()> {
     // Restart it: it catches up to the same head.
     c.restart(3)?;
     let s = c.wait_height(3, last, LONG).await?;
-    assert_eq!(block_hash(&c, 3, last).await?, block_hash(&c, 0, last).await?);
+    assert_eq!(
+        block_hash(&c, 3, last).await?,
+        block_hash(&c, 0, last).await?
+    );
     let (code, e) = c.get(3, &format!("/v1/enterprises/{}", uscc(5))).await?;
     assert_eq!(code, 200, "{e}");
     assert!(s["height"].as_u64().unwrap_or(0) >= last);
@@ -146,7 +167,7 @@ async fn four_departments_agree_survive_a_stop_and_catch_up() -> Result<()> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_nine_under_load_loses_nothing_acknowledged() -> Result<()> {
-    let mut c = Cluster::start(4)?;
+    let c = Cluster::start(4)?;
     for i in 0..4 {
         c.wait_height(i, 1, LONG).await?;
     }
@@ -190,20 +211,33 @@ async fn kill_nine_under_load_loses_nothing_acknowledged() -> Result<()> {
     for t in tasks {
         acked.extend(t.await?);
     }
-    ensure!(!acked.is_empty(), "nothing was acknowledged before the kill");
+    ensure!(
+        !acked.is_empty(),
+        "nothing was acknowledged before the kill"
+    );
     let mut c = std::sync::Arc::try_unwrap(c)
         .map_err(|_| anyhow::anyhow!("cluster still shared"))?
         .into_inner();
     c.restart(1)?;
-    let target = c.status(0).await.map(|s| s["height"].as_u64().unwrap_or(0)).unwrap_or(0);
+    let target = c
+        .status(0)
+        .await
+        .map(|s| s["height"].as_u64().unwrap_or(0))
+        .unwrap_or(0);
     c.wait_height(1, target, LONG).await?;
     for id in &acked {
         for i in 0..4 {
             let (code, t) = c.get(i, &format!("/v1/transactions/{id}")).await?;
-            assert_eq!(code, 200, "node {i} lost acknowledged transaction {id}: {t}");
+            assert_eq!(
+                code, 200,
+                "node {i} lost acknowledged transaction {id}: {t}"
+            );
             assert_eq!(t["status"], "committed", "node {i}: {t}");
         }
     }
-    println!("{} acknowledged transactions all present on every node", acked.len());
+    println!(
+        "{} acknowledged transactions all present on every node",
+        acked.len()
+    );
     Ok(())
 }
