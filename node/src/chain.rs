@@ -89,6 +89,9 @@ pub struct Chain {
     pending: Mutex<HashMap<BlockHash, Pending>>,
 }
 
+/// A built block and the candidates it left out, with the rule each broke.
+pub type Proposal = (Arc<Block>, Vec<(TxId, state::TxError)>);
+
 /// What committing a finalized block produced.
 pub struct Committed {
     /// The new head.
@@ -156,7 +159,7 @@ impl Chain {
         proposer: &DepartmentId,
         time: Timestamp,
         candidates: Vec<VerifiedTx>,
-    ) -> Result<(Arc<Block>, Vec<(TxId, state::TxError)>), ChainError> {
+    ) -> Result<Proposal, ChainError> {
         let built = self.with_state_after(parent, |view| {
             let head = state::head(view)?;
             // Block time must move forward even if the local clock lags the parent.

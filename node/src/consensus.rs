@@ -604,7 +604,10 @@ impl<E: Clock + Spawner + Metrics> Application<E> for VaultApp {
                 // on top of it is not final. The pool evicts, with the reason, only when a
                 // transaction breaks a rule against committed state (after each commit).
                 if !rejected.is_empty() {
-                    tracing::debug!(count = rejected.len(), "transactions left out of a proposal");
+                    tracing::debug!(
+                        count = rejected.len(),
+                        "transactions left out of a proposal"
+                    );
                 }
                 let suite = self.ctx.store.suite();
                 let cb = ChainBlock::new((*block).clone(), suite);

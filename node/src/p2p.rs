@@ -29,6 +29,9 @@ const WRITER_QUEUE: usize = 4096;
 /// A channel number.
 pub type Channel = u32;
 
+/// The per-peer outbound queues, shared by every clone of the network handle.
+type Writers = Arc<Mutex<HashMap<PeerId, mpsc::Sender<(Channel, Bytes)>>>>;
+
 /// Why the network could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum P2pError {
@@ -88,7 +91,7 @@ enum Command {
 #[derive(Clone)]
 pub struct Network {
     control: libp2p_stream::Control,
-    writers: Arc<Mutex<HashMap<PeerId, mpsc::Sender<(Channel, Bytes)>>>>,
+    writers: Writers,
     members: Arc<RwLock<HashMap<PeerId, PublicKey>>>,
     connected: Arc<RwLock<HashSet<PeerId>>>,
     local: PublicKey,
@@ -327,7 +330,7 @@ async fn write_frames(
     mut control: libp2p_stream::Control,
     peer: PeerId,
     mut rx: mpsc::Receiver<(Channel, Bytes)>,
-    writers: Arc<Mutex<HashMap<PeerId, mpsc::Sender<(Channel, Bytes)>>>>,
+    writers: Writers,
 ) {
     let result = async {
         let mut stream = control
