@@ -39,20 +39,7 @@ impl<V: StateView> StateView for LayeredView<'_, V> {
         let mut merged: std::collections::BTreeMap<Vec<u8>, Vec<u8>> =
             self.base.scan_prefix(prefix)?.into_iter().collect();
         for layer in &self.layers {
-            for (k, v) in layer
-                .writes
-                .range(prefix.to_vec()..)
-                .take_while(|(k, _)| k.starts_with(prefix))
-            {
-                match v {
-                    Some(v) => {
-                        merged.insert(k.clone(), v.clone());
-                    }
-                    None => {
-                        merged.remove(k);
-                    }
-                }
-            }
+            state::apply_writes(&mut merged, &layer.writes, prefix);
         }
         Ok(merged.into_iter().collect())
     }

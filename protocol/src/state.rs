@@ -178,21 +178,30 @@ impl<V: StateView + ?Sized> StateView for Overlay<'_, V> {
     fn scan_prefix(&self, prefix: &[u8]) -> Result<Entries, StoreError> {
         let mut merged: BTreeMap<Vec<u8>, Vec<u8>> =
             self.base.scan_prefix(prefix)?.into_iter().collect();
-        for (k, v) in self
-            .writes
-            .range(prefix.to_vec()..)
-            .take_while(|(k, _)| k.starts_with(prefix))
-        {
-            match v {
-                Some(v) => {
-                    merged.insert(k.clone(), v.clone());
-                }
-                None => {
-                    merged.remove(k);
-                }
+        apply_writes(&mut merged, &self.writes, prefix);
+        Ok(merged.into_iter().collect())
+    }
+}
+
+/// Applies the pending `writes` under `prefix` to `entries` (a base scan), so that a scan
+/// through layered writes sees them.
+pub fn apply_writes(
+    entries: &mut BTreeMap<Vec<u8>, Vec<u8>>,
+    writes: &BTreeMap<Vec<u8>, Option<Vec<u8>>>,
+    prefix: &[u8],
+) {
+    for (k, v) in writes
+        .range(prefix.to_vec()..)
+        .take_while(|(k, _)| k.starts_with(prefix))
+    {
+        match v {
+            Some(v) => {
+                entries.insert(k.clone(), v.clone());
+            }
+            None => {
+                entries.remove(k);
             }
         }
-        Ok(merged.into_iter().collect())
     }
 }
 
@@ -1015,20 +1024,34 @@ pub fn attestation<V: StateView + ?Sized>(
     read(view, &keys::attestation(id))
 }
 
+/// The records an index points at: every key under `prefix` ends with a 32-byte id, and
+/// `record_key` turns that id into the record's key.
+fn indexed<T: Canonical, V: StateView + ?Sized>(
+    view: &V,
+    prefix: &[u8],
+    record_key: impl Fn(Digest) -> Vec<u8>,
+    what: &str,
+) -> Result<Vec<T>, StoreError> {
+    view.scan_prefix(prefix)?
+        .into_iter()
+        .map(|(k, _)| {
+            let mut id = [0u8; 32];
+            id.copy_from_slice(&k[k.len() - 32..]);
+            require(view, &record_key(Digest(id)), what)
+        })
+        .collect()
+}
+
 fn attestations_under<V: StateView + ?Sized>(
     view: &V,
     prefix: &[u8],
 ) -> Result<Vec<AttestationRecord>, StoreError> {
-    let mut out: Vec<AttestationRecord> = Vec::new();
-    for (k, _) in view.scan_prefix(prefix)? {
-        let mut id = [0u8; 32];
-        id.copy_from_slice(&k[k.len() - 32..]);
-        out.push(require(
-            view,
-            &keys::attestation(&AttestationId(Digest(id))),
-            "indexed attestation",
-        )?);
-    }
+    let mut out: Vec<AttestationRecord> = indexed(
+        view,
+        prefix,
+        |d| keys::attestation(&AttestationId(d)),
+        "indexed attestation",
+    )?;
     out.sort_by_key(|r| (r.location.height, r.location.index));
     Ok(out)
 }
@@ -1061,16 +1084,8 @@ fn grants_under<V: StateView + ?Sized>(
     view: &V,
     prefix: &[u8],
 ) -> Result<Vec<GrantRecord>, StoreError> {
-    let mut out: Vec<GrantRecord> = Vec::new();
-    for (k, _) in view.scan_prefix(prefix)? {
-        let mut id = [0u8; 32];
-        id.copy_from_slice(&k[k.len() - 32..]);
-        out.push(require(
-            view,
-            &keys::grant(&GrantId(Digest(id))),
-            "indexed grant",
-        )?);
-    }
+    let mut out: Vec<GrantRecord> =
+        indexed(view, prefix, |d| keys::grant(&GrantId(d)), "indexed grant")?;
     out.sort_by_key(|g| (g.granted_at, g.id));
     Ok(out)
 }
@@ -1199,17 +1214,12 @@ pub fn receipts_by_enterprise<V: StateView + ?Sized>(
     view: &V,
     uscc: &Uscc,
 ) -> Result<Vec<ReceiptRecord>, StoreError> {
-    let mut out = Vec::new();
-    for (k, _) in view.scan_prefix(&keys::receipts_by_enterprise_prefix(uscc))? {
-        let mut id = [0u8; 32];
-        id.copy_from_slice(&k[k.len() - 32..]);
-        out.push(require(
-            view,
-            &keys::receipt(&ReceiptId(Digest(id))),
-            "indexed receipt",
-        )?);
-    }
-    Ok(out)
+    indexed(
+        view,
+        &keys::receipts_by_enterprise_prefix(uscc),
+        |d| keys::receipt(&ReceiptId(d)),
+        "indexed receipt",
+    )
 }
 
 // ---------------------------------------------------------------------------------------------
