@@ -67,9 +67,11 @@ async fn four_departments_agree_survive_a_stop_and_catch_up() -> Result<()> {
     let h = r["height"].as_u64().unwrap_or(0);
 
     // Every node commits the same block, and knows the attestation.
-    let reference = block_hash(&c, 0, h).await?;
     for i in 0..4 {
         c.wait_height(i, h, LONG).await?;
+    }
+    let reference = block_hash(&c, 0, h).await?;
+    for i in 0..4 {
         assert_eq!(
             block_hash(&c, i, h).await?,
             reference,
@@ -155,6 +157,7 @@ async fn four_departments_agree_survive_a_stop_and_catch_up() -> Result<()> {
     // Restart it: it catches up to the same head.
     c.restart(3)?;
     let s = c.wait_height(3, last, LONG).await?;
+    c.wait_height(0, last, LONG).await?;
     assert_eq!(
         block_hash(&c, 3, last).await?,
         block_hash(&c, 0, last).await?
@@ -224,7 +227,9 @@ async fn kill_nine_under_load_loses_nothing_acknowledged() -> Result<()> {
         .await
         .map(|s| s["height"].as_u64().unwrap_or(0))
         .unwrap_or(0);
-    c.wait_height(1, target, LONG).await?;
+    for i in 0..4 {
+        c.wait_height(i, target, LONG).await?;
+    }
     for id in &acked {
         for i in 0..4 {
             let (code, t) = c.get(i, &format!("/v1/transactions/{id}")).await?;
