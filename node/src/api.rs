@@ -418,7 +418,11 @@ pub struct AttestationView {
     pub verdict: Verdict,
 }
 
-fn attestation_view(ctx: &NodeContext, record: AttestationRecord) -> ApiResult<AttestationView> {
+fn attestation_view(
+    ctx: &NodeContext,
+    record: AttestationRecord,
+    presented: Option<&Digest>,
+) -> ApiResult<AttestationView> {
     let (transaction, _) = ctx.store.transaction(&TxId(record.id.0))?.ok_or_else(|| {
         ApiError::new(
             StatusCode::INTERNAL_SERVER_ERROR,
@@ -427,7 +431,7 @@ fn attestation_view(ctx: &NodeContext, record: AttestationRecord) -> ApiResult<A
         )
     })?;
     let gov = ctx.governance()?;
-    let verdict = verify_attestation(&gov, &transaction, &record, now(), None);
+    let verdict = verify_attestation(&gov, &transaction, &record, now(), presented);
     Ok(AttestationView {
         record,
         transaction,
@@ -442,7 +446,7 @@ async fn attestation(
     let id: AttestationId = parse_digest(&id, "attestation id")?;
     let record = state::attestation(&ctx.store.snapshot(), &id)?
         .ok_or_else(|| ApiError::not_found(format!("no attestation {id}")))?;
-    Ok(Json(attestation_view(&ctx, record)?))
+    Ok(Json(attestation_view(&ctx, record, None)?))
 }
 
 #[derive(Deserialize)]
@@ -459,10 +463,11 @@ async fn attestations_by_digest(
         .ok_or_else(|| ApiError::bad_request("missing_digest", "give ?digest=<sha256 hex>"))?;
     let digest: Digest = parse_digest(&d, "digest")?;
     let records = state::attestations_by_digest(&ctx.store.snapshot(), &digest)?;
+    // The caller holds a file with this digest: the verdicts check it.
     Ok(Json(
         records
             .into_iter()
-            .map(|r| attestation_view(&ctx, r))
+            .map(|r| attestation_view(&ctx, r, Some(&digest)))
             .collect::<ApiResult<_>>()?,
     ))
 }
@@ -490,7 +495,7 @@ async fn enterprise_attestations(
     Ok(Json(
         records
             .into_iter()
-            .map(|r| attestation_view(&ctx, r))
+            .map(|r| attestation_view(&ctx, r, None))
             .collect::<ApiResult<_>>()?,
     ))
 }

@@ -304,7 +304,7 @@ fn testnet(n: usize, dir: &Path, base_port: u16) -> Result<()> {
     for node in &file.nodes {
         println!(
             "  {:<10} {}/v1/status   log {}",
-            node.department,
+            node.department.to_string(),
             node.http_url,
             node.log.display()
         );

@@ -86,6 +86,22 @@ async fn four_departments_agree_survive_a_stop_and_catch_up() -> Result<()> {
         assert_eq!(code, 200, "node {i}: {a}");
         assert_eq!(a["verdict"]["valid"], true, "node {i}: {a}");
     }
+    // Verifying by the file's digest checks the digest too.
+    let digest = CryptoSuite::Ed25519Sha256.file_digest(b"licence pdf");
+    let (code, list) = c
+        .get(3, &format!("/v1/attestations?digest={digest}"))
+        .await?;
+    assert_eq!(code, 200, "{list}");
+    let checks = list[0]["verdict"]["checks"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert!(
+        checks
+            .iter()
+            .any(|c| c["check"] == "file_digest" && c["outcome"] == "pass"),
+        "{list}"
+    );
 
     // A block's finalization certificate verifies against the validators alone; a flipped bit
     // or a certificate for another block does not.
