@@ -5,8 +5,7 @@ use std::fs;
 use std::io::Write;
 use std::path::Path;
 
-use serde::{Deserialize, Serialize};
-use vault_protocol::crypto::{CryptoSuite, KeyPair, PublicKey};
+use vault_protocol::crypto::{CryptoSuite, KeyFile, KeyPair};
 
 /// Why a key file could not be used.
 #[derive(Debug, thiserror::Error)]
@@ -29,15 +28,6 @@ pub enum KeyFileError {
     },
 }
 
-#[derive(Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct File {
-    suite: CryptoSuite,
-    role: String,
-    public_key: PublicKey,
-    secret_seed: String,
-}
-
 /// A fresh key from the operating system's randomness.
 pub fn generate() -> Result<KeyPair, getrandom::Error> {
     let mut seed = [0u8; 32];
@@ -52,15 +42,11 @@ pub fn write(path: &Path, key: &KeyPair, role: &str) -> Result<(), KeyFileError>
         path: p.clone(),
         source,
     };
-    let json = serde_json::to_string_pretty(&File {
-        suite: key.suite(),
-        role: role.into(),
-        public_key: key.public(),
-        secret_seed: hex::encode(key.seed()),
-    })
-    .map_err(|e| KeyFileError::Invalid {
-        path: p.clone(),
-        reason: e.to_string(),
+    let json = serde_json::to_string_pretty(&KeyFile::new(key, role)).map_err(|e| {
+        KeyFileError::Invalid {
+            path: p.clone(),
+            reason: e.to_string(),
+        }
     })?;
     let mut opts = fs::OpenOptions::new();
     opts.write(true).create_new(true);
@@ -81,23 +67,10 @@ pub fn read(path: &Path) -> Result<KeyPair, KeyFileError> {
         path: p.clone(),
         source,
     })?;
-    let f: File = serde_json::from_str(&text).map_err(|e| KeyFileError::Invalid {
-        path: p.clone(),
-        reason: e.to_string(),
-    })?;
-    let mut seed = [0u8; 32];
-    hex::decode_to_slice(f.secret_seed.trim(), &mut seed).map_err(|e| KeyFileError::Invalid {
-        path: p.clone(),
-        reason: format!("secret_seed: {e}"),
-    })?;
-    let key = KeyPair::from_seed(f.suite, seed);
-    if key.public() != f.public_key {
-        return Err(KeyFileError::Invalid {
-            path: p,
-            reason: "public_key does not match secret_seed".into(),
-        });
-    }
-    Ok(key)
+    serde_json::from_str::<KeyFile>(&text)
+        .map_err(|e| e.to_string())
+        .and_then(|f| f.key_pair())
+        .map_err(|reason| KeyFileError::Invalid { path: p, reason })
 }
 
 #[cfg(test)]

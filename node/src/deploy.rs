@@ -149,6 +149,69 @@ pub fn node_config(
     }
 }
 
+/// A local network made by [`create_network`]: the genesis and each node's config file.
+pub struct LocalNetwork {
+    /// The genesis (also written to `dir/genesis.json`).
+    pub genesis: Genesis,
+    /// Each node's configuration, in the order of the departments given.
+    pub configs: Vec<NodeConfig>,
+    /// Each node's config file (`dir/<department>/node.toml`).
+    pub config_paths: Vec<PathBuf>,
+}
+
+/// Creates keys, a genesis (adjusted by `tweak`) and one config per department in `dir`, the
+/// nodes listening on `http[i]` and `p2p[i]` and dialling each other.
+pub fn create_network(
+    dir: &Path,
+    chain_id: &str,
+    departments: &[String],
+    http: &[SocketAddr],
+    p2p: &[String],
+    tweak: impl FnOnce(&mut Genesis),
+) -> Result<LocalNetwork> {
+    if departments.len() != http.len() || departments.len() != p2p.len() {
+        bail!("one HTTP and one p2p address per department");
+    }
+    fs::create_dir_all(dir)?;
+    let ids = departments
+        .iter()
+        .map(|d| DepartmentId::new(d))
+        .collect::<Result<Vec<_>, _>>()?;
+    let members = ids
+        .iter()
+        .map(|id| init_department(&dir.join(id.as_str()), id, &display_name(id.as_str())))
+        .collect::<Result<Vec<_>>>()?;
+    let mut genesis = make_genesis(chain_id, &members)?;
+    tweak(&mut genesis);
+    genesis.validate()?;
+    let genesis_path = dir.join("genesis.json");
+    write_genesis(&genesis_path, &genesis)?;
+    let mut configs = Vec::new();
+    let mut config_paths = Vec::new();
+    for (i, id) in ids.iter().enumerate() {
+        let peers = ids
+            .iter()
+            .enumerate()
+            .filter(|(j, _)| *j != i)
+            .map(|(j, other)| PeerConfig {
+                department: other.clone(),
+                address: p2p[j].clone(),
+            })
+            .collect();
+        let ddir = dir.join(id.as_str());
+        let cfg = node_config(&ddir, id, &genesis_path, http[i], p2p[i].clone(), peers);
+        let path = ddir.join("node.toml");
+        fs::write(&path, cfg.to_toml())?;
+        configs.push(cfg);
+        config_paths.push(path);
+    }
+    Ok(LocalNetwork {
+        genesis,
+        configs,
+        config_paths,
+    })
+}
+
 /// The departments a test network of `n` nodes uses, in order.
 pub fn testnet_departments(n: usize) -> Vec<String> {
     let known = [

@@ -5,8 +5,7 @@ use std::fs;
 use std::io::Write;
 use std::path::Path;
 
-use serde::{Deserialize, Serialize};
-use vault_protocol::crypto::{CryptoSuite, KeyPair, PublicKey};
+use vault_protocol::crypto::{CryptoSuite, KeyFile, KeyPair};
 
 /// Why a key file could not be read or written.
 #[derive(Debug, thiserror::Error)]
@@ -29,16 +28,6 @@ pub enum KeyFileError {
     },
 }
 
-/// The on-disk form of a key.
-#[derive(Debug, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct KeyFile {
-    suite: CryptoSuite,
-    role: String,
-    public_key: PublicKey,
-    secret_seed: String,
-}
-
 /// Generates a fresh key pair from the operating system's randomness.
 pub fn generate(suite: CryptoSuite) -> Result<KeyPair, getrandom::Error> {
     let mut seed = [0u8; 32];
@@ -48,19 +37,16 @@ pub fn generate(suite: CryptoSuite) -> Result<KeyPair, getrandom::Error> {
 
 /// Writes `key` to `path` (mode 0600 on Unix), refusing to overwrite an existing file.
 pub fn write(path: &Path, key: &KeyPair, role: &str) -> Result<(), KeyFileError> {
+    let p = path.display().to_string();
     let err = |source| KeyFileError::Io {
-        path: path.display().to_string(),
+        path: p.clone(),
         source,
     };
-    let body = KeyFile {
-        suite: key.suite(),
-        role: role.to_string(),
-        public_key: key.public(),
-        secret_seed: hex::encode(key.seed()),
-    };
-    let json = serde_json::to_string_pretty(&body).map_err(|e| KeyFileError::Invalid {
-        path: path.display().to_string(),
-        reason: e.to_string(),
+    let json = serde_json::to_string_pretty(&KeyFile::new(key, role)).map_err(|e| {
+        KeyFileError::Invalid {
+            path: p.clone(),
+            reason: e.to_string(),
+        }
     })?;
     if let Some(dir) = path.parent() {
         fs::create_dir_all(dir).map_err(err)?;
@@ -85,25 +71,10 @@ pub fn read(path: &Path) -> Result<KeyPair, KeyFileError> {
         path: p.clone(),
         source,
     })?;
-    let file: KeyFile = serde_json::from_str(&text).map_err(|e| KeyFileError::Invalid {
-        path: p.clone(),
-        reason: e.to_string(),
-    })?;
-    let mut seed = [0u8; 32];
-    hex::decode_to_slice(file.secret_seed.trim(), &mut seed).map_err(|e| {
-        KeyFileError::Invalid {
-            path: p.clone(),
-            reason: format!("secret_seed: {e}"),
-        }
-    })?;
-    let key = KeyPair::from_seed(file.suite, seed);
-    if key.public() != file.public_key {
-        return Err(KeyFileError::Invalid {
-            path: p,
-            reason: "public_key does not match secret_seed".into(),
-        });
-    }
-    Ok(key)
+    serde_json::from_str::<KeyFile>(&text)
+        .map_err(|e| e.to_string())
+        .and_then(|f| f.key_pair())
+        .map_err(|reason| KeyFileError::Invalid { path: p, reason })
 }
 
 #[cfg(test)]

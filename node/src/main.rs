@@ -13,7 +13,7 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
 use serde::{Deserialize, Serialize};
-use vault_node::config::{NodeConfig, PeerConfig};
+use vault_node::config::NodeConfig;
 use vault_node::deploy::{self, MemberFile};
 use vault_protocol::ids::DepartmentId;
 
@@ -207,41 +207,9 @@ fn testnet(n: usize, dir: &Path, base_port: u16) -> Result<()> {
         |i: usize| -> SocketAddr { SocketAddr::from(([127, 0, 0, 1], base_port + i as u16)) };
     let p2p = |i: usize| format!("/ip4/127.0.0.1/tcp/{}", base_port + 100 + i as u16);
     if !genesis_path.exists() {
-        fs::create_dir_all(&dir)?;
-        let mut members = Vec::new();
-        for d in &departments {
-            let id = DepartmentId::new(d)?;
-            members.push(deploy::init_department(
-                &dir.join(d),
-                &id,
-                &deploy::display_name(d),
-            )?);
-        }
-        let genesis = deploy::make_genesis("vault-testnet", &members)?;
-        deploy::write_genesis(&genesis_path, &genesis)?;
-        for (i, d) in departments.iter().enumerate() {
-            let peers = departments
-                .iter()
-                .enumerate()
-                .filter(|(j, _)| *j != i)
-                .map(|(j, other)| {
-                    Ok(PeerConfig {
-                        department: DepartmentId::new(other)?,
-                        address: p2p(j),
-                    })
-                })
-                .collect::<Result<Vec<_>>>()?;
-            let ddir = dir.join(d);
-            let cfg = deploy::node_config(
-                &ddir,
-                &DepartmentId::new(d)?,
-                &genesis_path,
-                http(i),
-                p2p(i),
-                peers,
-            );
-            fs::write(ddir.join("node.toml"), cfg.to_toml())?;
-        }
+        let http: Vec<SocketAddr> = (0..n).map(http).collect();
+        let p2p: Vec<String> = (0..n).map(p2p).collect();
+        deploy::create_network(&dir, "vault-testnet", &departments, &http, &p2p, |_| {})?;
     } else {
         let genesis = deploy::read_genesis(&genesis_path)?;
         if genesis.departments.len() != n {

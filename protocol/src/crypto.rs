@@ -396,6 +396,45 @@ impl KeyPair {
     }
 }
 
+/// The key-file format `vault-node` and `vault` share: the suite, what the key is for, the public
+/// key, and the 32-byte secret seed in hex (JSON on disk, readable only by its owner).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeyFile {
+    /// The suite.
+    pub suite: CryptoSuite,
+    /// What the key is for (`node`, `signing`, `enterprise`, …).
+    pub role: String,
+    /// The public key.
+    pub public_key: PublicKey,
+    /// The secret seed, hex.
+    pub secret_seed: String,
+}
+
+impl KeyFile {
+    /// The file contents for `key`.
+    pub fn new(key: &KeyPair, role: &str) -> Self {
+        Self {
+            suite: key.suite(),
+            role: role.to_string(),
+            public_key: key.public(),
+            secret_seed: hex::encode(key.seed()),
+        }
+    }
+
+    /// The key pair, after checking that the public key matches the secret.
+    pub fn key_pair(&self) -> Result<KeyPair, String> {
+        let mut seed = [0u8; 32];
+        hex::decode_to_slice(self.secret_seed.trim(), &mut seed)
+            .map_err(|e| format!("secret_seed: {e}"))?;
+        let key = KeyPair::from_seed(self.suite, seed);
+        if key.public() != self.public_key {
+            return Err("public_key does not match secret_seed".into());
+        }
+        Ok(key)
+    }
+}
+
 impl fmt::Debug for KeyPair {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "KeyPair({})", self.public())

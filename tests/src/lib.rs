@@ -16,7 +16,6 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use serde_json::Value;
-use vault_node::config::PeerConfig;
 use vault_node::deploy;
 use vault_protocol::crypto::{CryptoSuite, KeyPair};
 use vault_protocol::genesis::Genesis;
@@ -83,55 +82,30 @@ impl Cluster {
     pub fn start(n: usize) -> Result<Self> {
         let dir = tempfile::tempdir()?;
         let departments = deploy::testnet_departments(n);
-        let mut members = Vec::new();
-        for d in &departments {
-            let id = DepartmentId::new(d)?;
-            members.push(deploy::init_department(
-                &dir.path().join(d),
-                &id,
-                &deploy::display_name(d),
-            )?);
-        }
-        let mut genesis = deploy::make_genesis("cluster-test", &members)?;
-        // Let transactions made a little before the genesis time (clock skew between test
-        // and nodes) be valid.
-        genesis.genesis_time = Timestamp(genesis.genesis_time.0.saturating_sub(60_000));
-        let genesis_path = dir.path().join("genesis.json");
-        deploy::write_genesis(&genesis_path, &genesis)?;
         let http: Vec<SocketAddr> = (0..n)
             .map(|_| Ok(SocketAddr::from(([127, 0, 0, 1], free_port()?))))
             .collect::<Result<_>>()?;
         let p2p: Vec<String> = (0..n)
             .map(|_| Ok(format!("/ip4/127.0.0.1/tcp/{}", free_port()?)))
             .collect::<Result<_>>()?;
+        // Let transactions made a little before the genesis time (clock skew between the test
+        // and the nodes) be valid.
+        let net =
+            deploy::create_network(dir.path(), "cluster-test", &departments, &http, &p2p, |g| {
+                g.genesis_time = Timestamp(g.genesis_time.0.saturating_sub(60_000));
+            })?;
         let mut nodes = Vec::new();
-        for (i, d) in departments.iter().enumerate() {
-            let ddir = dir.path().join(d);
-            let peers = departments
-                .iter()
-                .enumerate()
-                .filter(|(j, _)| *j != i)
-                .map(|(j, other)| {
-                    Ok(PeerConfig {
-                        department: DepartmentId::new(other)?,
-                        address: p2p[j].clone(),
-                    })
-                })
-                .collect::<Result<Vec<_>>>()?;
-            let id = DepartmentId::new(d)?;
-            let cfg =
-                deploy::node_config(&ddir, &id, &genesis_path, http[i], p2p[i].clone(), peers);
-            let config = ddir.join("node.toml");
-            fs::write(&config, cfg.to_toml())?;
+        for (i, cfg) in net.configs.iter().enumerate() {
             nodes.push(ClusterNode {
-                department: id,
+                department: cfg.department.clone(),
                 url: format!("http://{}", http[i]),
-                config,
-                log: ddir.join("node.log"),
+                config: net.config_paths[i].clone(),
+                log: dir.path().join(cfg.department.as_str()).join("node.log"),
                 signing: vault_node::keys::read(&cfg.signing_key)?,
                 child: None,
             });
         }
+        let genesis = net.genesis;
         let mut cluster = Cluster {
             dir,
             genesis,
