@@ -95,9 +95,22 @@ fn main() -> Result<()> {
             dir,
         } => {
             let name = name.unwrap_or_else(|| deploy::display_name(department.as_str()));
+            let dir = absolute(&dir)?;
             let m = deploy::init_department(&dir, &department, &name)?;
+            // A config to edit: the genesis path, listen addresses and the other departments'
+            // nodes (`[[p2p.peers]]`) are the deployment's.
+            let cfg = deploy::node_config(
+                &dir,
+                &department,
+                &dir.join("genesis.json"),
+                SocketAddr::from(([0, 0, 0, 0], 8700)),
+                "/ip4/0.0.0.0/tcp/8800".to_string(),
+                Vec::new(),
+            );
+            fs::write(dir.join("node.toml"), cfg.to_toml())?;
             println!(
-                "keys written to {}/keys (keep them secret)\nmember file: {}/member.json — send it to the other founding departments\nnode key    {}\nsigning key {}",
+                "keys written to {}/keys (keep them secret)\nmember file: {}/member.json — send it to the other founding departments\nconfig:      {}/node.toml — put genesis.json beside it and add the other departments' nodes as [[p2p.peers]]\nnode key    {}\nsigning key {}",
+                dir.display(),
                 dir.display(),
                 dir.display(),
                 m.node_key,
@@ -137,6 +150,7 @@ fn main() -> Result<()> {
 }
 
 fn dev(dir: &Path, http: SocketAddr) -> Result<()> {
+    let dir = &absolute(dir)?;
     let config_path = dir.join("node.toml");
     if !config_path.exists() {
         fs::create_dir_all(dir)?;
