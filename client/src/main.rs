@@ -1,7 +1,7 @@
 //! `vault`: the 数字保险箱 command line for departments, enterprises and verifiers.
 
 use std::path::PathBuf;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
@@ -96,12 +96,7 @@ enum Cmd {
 }
 
 fn now() -> Timestamp {
-    Timestamp(
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_millis() as u64)
-            .unwrap_or(0),
-    )
+    SystemTime::now().into()
 }
 
 fn main() {

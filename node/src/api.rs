@@ -37,7 +37,6 @@ pub struct ApiError {
     code: &'static str,
     message: String,
     retry_after: Option<u64>,
-    details: Option<Value>,
 }
 
 impl ApiError {
@@ -48,7 +47,6 @@ impl ApiError {
             code,
             message: message.into(),
             retry_after: None,
-            details: None,
         }
     }
 
@@ -61,20 +59,11 @@ impl ApiError {
     pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, code, message)
     }
-
-    /// Adds structured details.
-    pub fn with_details(mut self, details: Value) -> Self {
-        self.details = Some(details);
-        self
-    }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let mut body = json!({"error": {"code": self.code, "message": self.message}});
-        if let Some(d) = self.details {
-            body["error"]["details"] = d;
-        }
+        let body = json!({"error": {"code": self.code, "message": self.message}});
         let mut resp = (self.status, Json(body)).into_response();
         if let Some(secs) = self.retry_after {
             if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {

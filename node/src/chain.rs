@@ -252,18 +252,8 @@ fn dummy_outcome(head: &ChainHead) -> BlockOutcome {
 mod tests {
     use super::*;
     use vault_protocol::crypto::Digest;
-    use vault_protocol::ledger::{test_key, MemoryLedger, TestNetwork};
+    use vault_protocol::ledger::{test_key, test_uscc as uscc, MemoryLedger, TestNetwork};
     use vault_protocol::tx::{Enrolment, SignedTransaction, TxBody};
-    use vault_protocol::uscc::{compute_check_character, compute_org_check_character, Uscc};
-
-    fn uscc(n: u32) -> Uscc {
-        let body = format!("{:08}", 30_000_000 + n);
-        let org = format!("{body}{}", compute_org_check_character(&body).unwrap());
-        let first17 = format!("91440300{org}");
-        format!("{first17}{}", compute_check_character(&first17).unwrap())
-            .parse()
-            .unwrap()
-    }
 
     fn enrol(net: &TestNetwork, n: u32, t: Timestamp) -> SignedTransaction {
         let samr = net.department("samr");

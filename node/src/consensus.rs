@@ -64,13 +64,7 @@ use crate::context::{now, NodeContext};
 /// The runtime clock's time as a protocol timestamp (simulated time under the deterministic
 /// runtime, wall-clock time in production).
 fn clock_now<E: Clock>(clock: &E) -> Timestamp {
-    Timestamp(
-        clock
-            .current()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_millis() as u64)
-            .unwrap_or(0),
-    )
+    clock.current().into()
 }
 use crate::p2p::{Channel, Inbound, Network};
 

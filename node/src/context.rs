@@ -3,7 +3,7 @@
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
 use tokio::sync::{mpsc, watch};
 use vault_protocol::genesis::Genesis;
@@ -20,12 +20,7 @@ pub const MAX_BLOCK_TIME_SKEW_MS: u64 = 5_000;
 
 /// The current wall-clock time as a protocol timestamp.
 pub fn now() -> Timestamp {
-    Timestamp(
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_millis() as u64)
-            .unwrap_or(0),
-    )
+    SystemTime::now().into()
 }
 
 /// Shared node context.

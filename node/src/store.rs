@@ -528,19 +528,7 @@ mod tests {
         let mut blocks = Vec::new();
         for i in 0..n {
             let t = net.genesis.genesis_time.plus(1_000 * (i as u64 + 1));
-            let body = format!("{:08}", i + 10_000_000);
-            let org = format!(
-                "{}{}",
-                body,
-                vault_protocol::uscc::compute_org_check_character(&body).unwrap()
-            );
-            let first17 = format!("91350100{org}");
-            let uscc: vault_protocol::uscc::Uscc = format!(
-                "{first17}{}",
-                vault_protocol::uscc::compute_check_character(&first17).unwrap()
-            )
-            .parse()
-            .unwrap();
+            let uscc = vault_protocol::ledger::test_uscc(i as u32);
             let key = vault_protocol::ledger::test_key(&format!("e{i}"), "enterprise");
             let tx = net
                 .tx(

@@ -24,7 +24,7 @@ use vault_node::context::NodeContext;
 use vault_node::pool::Pool;
 use vault_node::store::Store;
 use vault_protocol::ids::{BlockHash, Timestamp};
-use vault_protocol::ledger::TestNetwork;
+use vault_protocol::ledger::{test_uscc as uscc, TestNetwork};
 use vault_protocol::state;
 use vault_protocol::tx::{Enrolment, TxBody};
 
@@ -39,23 +39,8 @@ fn link(percent: u64) -> simulated::Link {
     }
 }
 
-fn uscc(n: u32) -> vault_protocol::uscc::Uscc {
-    use vault_protocol::uscc::{compute_check_character, compute_org_check_character};
-    let body = format!("{:08}", 20_000_000 + n);
-    let org = format!("{body}{}", compute_org_check_character(&body).unwrap());
-    let first17 = format!("91110000{org}");
-    format!("{first17}{}", compute_check_character(&first17).unwrap())
-        .parse()
-        .unwrap()
-}
-
 fn clock_ms<E: Clock>(c: &E) -> Timestamp {
-    Timestamp(
-        c.current()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_millis() as u64,
-    )
+    c.current().into()
 }
 
 /// Runs the scenario; returns the runtime's audit hash and every node's head hash at the common

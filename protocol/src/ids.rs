@@ -248,6 +248,17 @@ impl Timestamp {
     }
 }
 
+impl From<std::time::SystemTime> for Timestamp {
+    /// The time as milliseconds since the epoch (times before it become 0).
+    fn from(t: std::time::SystemTime) -> Self {
+        Timestamp(
+            t.duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_millis() as u64)
+                .unwrap_or(0),
+        )
+    }
+}
+
 impl fmt::Display for Timestamp {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // Civil-from-days (Howard Hinnant), so the protocol needs no date crate.

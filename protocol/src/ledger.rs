@@ -19,6 +19,7 @@ use crate::state::{
     MemoryState, StoreError,
 };
 use crate::tx::{DocumentType, EndorsementError, SignedTransaction, Transaction, TxBody};
+use crate::uscc::Uscc;
 use crate::verify::{verify_attestation, Verdict};
 
 /// Why the in-memory ledger refused something.
@@ -297,6 +298,21 @@ pub fn department_name(id: &str) -> &'static str {
         "medins" => "医疗保障局 (Healthcare Security Bureau)",
         _ => "Department",
     }
+}
+
+/// A valid USCC made from a serial number (a 市场监管 company code in 济南), for tests and
+/// benchmarks that need many distinct enterprises.
+pub fn test_uscc(serial: u32) -> Uscc {
+    use crate::uscc::{compute_check_character, compute_org_check_character};
+    let body = format!("{:08}", 10_000_000 + serial % 90_000_000);
+    let org = compute_org_check_character(&body)
+        .map(|c| format!("{body}{c}"))
+        .unwrap_or_else(|e| panic!("organisation code {body}: {e}"));
+    let first17 = format!("91370100{org}");
+    compute_check_character(&first17)
+        .map_err(|e| e.to_string())
+        .and_then(|c| Uscc::parse(&format!("{first17}{c}")).map_err(|e| e.to_string()))
+        .unwrap_or_else(|e| panic!("test USCC {serial}: {e}"))
 }
 
 /// The deterministic test key of a department's role (`"signing"` or `"node"`).

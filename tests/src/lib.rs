@@ -21,7 +21,6 @@ use vault_protocol::crypto::{CryptoSuite, KeyPair};
 use vault_protocol::genesis::Genesis;
 use vault_protocol::ids::{DepartmentId, Timestamp};
 use vault_protocol::tx::{SignedTransaction, Transaction, TxBody};
-use vault_protocol::uscc::{compute_check_character, compute_org_check_character, Uscc};
 
 /// One node of a [`Cluster`].
 pub struct ClusterNode {
@@ -264,25 +263,10 @@ impl Drop for Cluster {
 
 /// Now, as a protocol timestamp.
 pub fn now() -> Timestamp {
-    Timestamp(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_millis() as u64)
-            .unwrap_or(0),
-    )
+    std::time::SystemTime::now().into()
 }
 
-/// A valid USCC made from a number (for generating many enterprises).
-pub fn uscc(n: u32) -> Uscc {
-    let body = format!("{:08}", 10_000_000 + n);
-    let org = format!(
-        "{body}{}",
-        compute_org_check_character(&body).unwrap_or('0')
-    );
-    let first17 = format!("91370100{org}");
-    let check = compute_check_character(&first17).unwrap_or('0');
-    Uscc::parse(&format!("{first17}{check}")).unwrap_or_else(|e| panic!("uscc {n}: {e}"))
-}
+pub use vault_protocol::ledger::test_uscc as uscc;
 
 /// An enterprise key derived from a number.
 pub fn enterprise_key(n: u32) -> KeyPair {
