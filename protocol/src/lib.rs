@@ -15,6 +15,7 @@
 //!   the governance state.
 //! - [`state`]: the pure ledger state machine with every permission rule, and its queries.
 //! - [`verify`]: verdicts on attestations, naming every check.
+//! - [`access`]: signed vault requests (uploads, reads under grants) and their authorisation.
 //! - [`ledger`]: an in-memory ledger tying them together, for tests, demos and tools.
 //!
 //! ```
@@ -41,6 +42,7 @@
 #![warn(missing_docs)]
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
+pub mod access;
 pub mod block;
 pub mod crypto;
 pub mod encoding;
