@@ -23,6 +23,7 @@ pub mod config;
 pub mod consensus;
 pub mod context;
 pub mod deploy;
+pub mod documents;
 pub mod keys;
 pub mod node;
 pub mod p2p;
