@@ -1,155 +1,63 @@
 //! # 数字保险箱 — the Rust SDK
 //!
-//! [`Client`] talks to a department node's HTTP API: submit signed transactions (optionally
-//! waiting until they are committed), read the chain's status, blocks, transactions and
-//! attestations with their verdicts. Transactions are built and signed with `vault_protocol`,
-//! so a client never sends a secret key anywhere.
+//! [`Client`] talks to a department node's HTTP API: submit signed transactions (one at a time or
+//! in batches, optionally waiting until they are committed); store files in the node's vault and
+//! fetch documents under an enterprise's grant (with signed requests, [`requests`]); verify files
+//! against the ledger; read the chain's status, blocks, transactions, attestations with their
+//! verdicts, grants and access receipts. Transactions and requests are built and signed locally
+//! with `vault_protocol` ([`compose`] helps with claims, scopes and dates), so a client never
+//! sends a secret key anywhere. [`bulk`] issues attestations from a CSV manifest, resumably.
 //!
 //! ```no_run
-//! let node = vault_client::Client::new("http://127.0.0.1:8700");
-//! let status = node.status().unwrap();
-//! println!("height {}", status["height"]);
+//! use vault_client::{file_digest, upload_request, Client};
+//! use vault_protocol::access::Requester;
+//! use vault_protocol::ids::DepartmentId;
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let node = Client::new("http://127.0.0.1:8700");
+//! println!("height {}", node.status()?["height"]);
+//!
+//! // A department stores a file in its node's vault.
+//! let key = vault_client::keyfile::read("samr/keys/signing.json".as_ref())?;
+//! let path = std::path::Path::new("licence.pdf");
+//! let (digest, size) = file_digest(path)?;
+//! let request = upload_request(
+//!     &node.chain_id()?,
+//!     Requester::Department(DepartmentId::new("samr")?),
+//!     digest,
+//!     size,
+//!     &key,
+//! );
+//! let stored = node.upload(&request, path, Some("application/pdf"), |sent| {
+//!     eprintln!("{sent} bytes sent")
+//! })?;
+//! println!("stored {} ({} bytes)", stored.digest, stored.size);
+//!
+//! // Anyone verifies the file against the ledger.
+//! let result = node.verify_file(path, None)?;
+//! println!("valid: {}", result.valid);
+//! # Ok(())
+//! # }
 //! ```
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
+pub mod bulk;
+mod client;
+pub mod compose;
+mod error;
+mod files;
 pub mod keyfile;
+pub mod requests;
+pub mod types;
 
-use std::time::Duration;
-
-use serde_json::Value;
-use vault_protocol::crypto::Digest;
-use vault_protocol::tx::SignedTransaction;
-
-/// Why a request failed.
-#[derive(Debug, thiserror::Error)]
-pub enum ClientError {
-    /// The node could not be reached.
-    #[error("cannot reach {url}: {source}")]
-    Unreachable {
-        /// The URL.
-        url: String,
-        /// The transport error.
-        source: reqwest::Error,
-    },
-    /// The node answered with an error.
-    #[error("{status} {code}: {message}")]
-    Api {
-        /// HTTP status.
-        status: u16,
-        /// The stable error code.
-        code: String,
-        /// The node's message.
-        message: String,
-    },
-    /// The answer was not the JSON expected.
-    #[error("unexpected answer from the node: {0}")]
-    Unexpected(String),
-}
-
-impl ClientError {
-    /// The API error code, if the node gave one.
-    pub fn code(&self) -> Option<&str> {
-        match self {
-            ClientError::Api { code, .. } => Some(code),
-            _ => None,
-        }
-    }
-}
-
-/// A department node's API.
-#[derive(Debug, Clone)]
-pub struct Client {
-    base: String,
-    http: reqwest::blocking::Client,
-}
-
-impl Client {
-    /// A client for the node at `base` (e.g. `http://127.0.0.1:8700`).
-    pub fn new(base: &str) -> Self {
-        Self {
-            base: base.trim_end_matches('/').to_string(),
-            http: reqwest::blocking::Client::builder()
-                .timeout(Duration::from_secs(75))
-                .build()
-                .unwrap_or_else(|_| reqwest::blocking::Client::new()),
-        }
-    }
-
-    fn handle(
-        &self,
-        url: &str,
-        resp: reqwest::Result<reqwest::blocking::Response>,
-    ) -> Result<Value, ClientError> {
-        let resp = resp.map_err(|source| ClientError::Unreachable {
-            url: url.to_string(),
-            source,
-        })?;
-        let status = resp.status().as_u16();
-        let body: Value = resp
-            .json()
-            .map_err(|e| ClientError::Unexpected(e.to_string()))?;
-        if status >= 400 && body.get("error").is_some() {
-            return Err(ClientError::Api {
-                status,
-                code: body["error"]["code"]
-                    .as_str()
-                    .unwrap_or("unknown")
-                    .to_string(),
-                message: body["error"]["message"].as_str().unwrap_or("").to_string(),
-            });
-        }
-        Ok(body)
-    }
-
-    fn get(&self, path: &str) -> Result<Value, ClientError> {
-        let url = format!("{}{}", self.base, path);
-        let resp = self.http.get(&url).send();
-        self.handle(&url, resp)
-    }
-
-    /// `GET /v1/status`.
-    pub fn status(&self) -> Result<Value, ClientError> {
-        self.get("/v1/status")
-    }
-
-    /// Submits a signed transaction; with `wait`, until it is committed or rejected. The answer's
-    /// `status` is `pending`, `committed` (with `height`) or `rejected` (with `error`).
-    pub fn submit(&self, tx: &SignedTransaction, wait: bool) -> Result<Value, ClientError> {
-        let url = format!("{}/v1/transactions?wait={wait}", self.base);
-        let resp = self.http.post(&url).json(tx).send();
-        self.handle(&url, resp)
-    }
-
-    /// A transaction by id.
-    pub fn transaction(&self, id: &str) -> Result<Value, ClientError> {
-        self.get(&format!("/v1/transactions/{id}"))
-    }
-
-    /// A block by height.
-    pub fn block(&self, height: u64) -> Result<Value, ClientError> {
-        self.get(&format!("/v1/blocks/{height}"))
-    }
-
-    /// An attestation, its signed issuing transaction and the verdict now.
-    pub fn attestation(&self, id: &str) -> Result<Value, ClientError> {
-        self.get(&format!("/v1/attestations/{id}"))
-    }
-
-    /// The attestations of a file digest, each with its verdict.
-    pub fn attestations_by_digest(&self, digest: &Digest) -> Result<Value, ClientError> {
-        self.get(&format!("/v1/attestations?digest={digest}"))
-    }
-
-    /// An enterprise's attestations.
-    pub fn enterprise_attestations(&self, uscc: &str) -> Result<Value, ClientError> {
-        self.get(&format!("/v1/enterprises/{uscc}/attestations"))
-    }
-
-    /// The chain's governance state (members, document types, issuers).
-    pub fn governance(&self) -> Result<Value, ClientError> {
-        self.get("/v1/governance")
-    }
-}
+pub use client::Client;
+pub use error::ClientError;
+pub use files::{file_digest, guess_media_type};
+pub use requests::{read_request, request_header, upload_request};
+pub use types::{
+    AttestationView, BatchAnswer, BatchResult, BatchStatus, DocumentMeta, FetchedDocument,
+    GrantEntry, TxState, UploadReceipt, VerifyResult,
+};

@@ -1,17 +1,24 @@
 //! `vault`: the 数字保险箱 command line for departments, enterprises and verifiers.
+//!
+//! Readable output by default, `--json` for scripts. Exit codes: 0 done; 1 an error (the node's
+//! error code and message are printed) or, for `bulk-issue`, rows that failed; 2 a verification
+//! (`verify`, `show`, `fetch`) says not valid.
+
+mod cli;
 
 use std::path::PathBuf;
-use std::time::SystemTime;
 
-use anyhow::{bail, Context, Result};
-use clap::{Parser, Subcommand};
-use serde_json::Value;
-use vault_client::{keyfile, Client};
-use vault_protocol::crypto::{CryptoSuite, PublicKey};
-use vault_protocol::encoding::BoundedVec;
-use vault_protocol::ids::{ChainId, DepartmentId, DocTypeCode, Timestamp};
-use vault_protocol::tx::{Attestation, Claim, Enrolment, Transaction, TxBody};
+use anyhow::Result;
+use clap::{ArgGroup, Args, Parser, Subcommand};
+use serde_json::json;
+use vault_client::{keyfile, Client, ClientError};
+use vault_protocol::access::Requester;
+use vault_protocol::crypto::{Digest, PublicKey};
+use vault_protocol::ids::{AttestationId, DepartmentId, DocTypeCode, GrantId, Timestamp};
+use vault_protocol::tx::{Claim, StatusAction};
 use vault_protocol::uscc::Uscc;
+
+use cli::{Ctx, Exit};
 
 #[derive(Parser)]
 #[command(name = "vault", version, about = "数字保险箱 command line")]
@@ -24,11 +31,30 @@ struct Cli {
         default_value = "http://127.0.0.1:8700"
     )]
     node: String,
-    /// Print JSON instead of readable text.
+    /// Print JSON instead of readable text (errors too, on standard error).
     #[arg(long, global = true)]
     json: bool,
     #[command(subcommand)]
     command: Cmd,
+}
+
+/// Suspend, reinstate or revoke.
+#[derive(Args)]
+struct StatusArgs {
+    /// The attestation id.
+    attestation: AttestationId,
+    /// The issuing department's signing key file.
+    #[arg(long)]
+    key: PathBuf,
+    /// The issuing department's id.
+    #[arg(long)]
+    department: DepartmentId,
+    /// A machine-readable reason code from the department's catalogue (e.g. 1 = dormant).
+    #[arg(long, default_value_t = 0)]
+    reason_code: u16,
+    /// A note for people (at most 256 bytes).
+    #[arg(long, default_value = "")]
+    note: String,
 }
 
 #[derive(Subcommand)]
@@ -59,7 +85,7 @@ enum Cmd {
         #[arg(long)]
         enterprise_key: PublicKey,
     },
-    /// Department: issue an attestation for a file.
+    /// Department: issue an attestation for a file (uploading the file to the node's vault first).
     Issue {
         /// The department's signing key file.
         #[arg(long)]
@@ -76,235 +102,465 @@ enum Cmd {
         /// The document file.
         #[arg(long)]
         file: PathBuf,
-        /// Validity in days from now (omit for documents that do not expire).
+        /// Start of validity: YYYY-MM-DD (UTC) or an RFC 3339 time; default now.
+        #[arg(long, value_parser = parse_date_arg)]
+        valid_from: Option<Timestamp>,
+        /// Validity in days from the start (omit for documents that do not expire).
         #[arg(long)]
         valid_days: Option<u64>,
-        /// Key claims as key=value (repeatable).
-        #[arg(long = "claim")]
-        claims: Vec<String>,
+        /// A key claim as key=value (repeatable).
+        #[arg(long = "claim", value_parser = parse_claim_arg)]
+        claims: Vec<Claim>,
+        /// The attestation this one replaces (a new version of the same document).
+        #[arg(long)]
+        supersedes: Option<AttestationId>,
+        /// Do not upload the file (it is already in the vault, or kept elsewhere).
+        #[arg(long)]
+        no_upload: bool,
+    },
+    /// Department: suspend an attestation (e.g. while the enterprise is dormant).
+    Suspend(StatusArgs),
+    /// Department: reinstate a suspended attestation.
+    Reinstate(StatusArgs),
+    /// Department: revoke an attestation, for good.
+    Revoke(StatusArgs),
+    /// Department or application: fetch a document an enterprise granted you, checked against
+    /// the ledger.
+    #[command(group(ArgGroup::new("reader").required(true).args(["department", "application"])))]
+    Fetch {
+        /// The attestation whose document to fetch.
+        attestation: AttestationId,
+        /// The reader's key file: the department's signing key, or the application's key.
+        #[arg(long)]
+        key: PathBuf,
+        /// Read as this department.
+        #[arg(long)]
+        department: Option<DepartmentId>,
+        /// Read as the application whose key is --key.
+        #[arg(long)]
+        application: bool,
+        /// The purpose code of the grant the read is under.
+        #[arg(long)]
+        purpose: String,
+        /// Where to write the document.
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Enterprise (or department): store a file in the node's vault.
+    #[command(group(ArgGroup::new("owner").required(true).args(["uscc", "department"])))]
+    Upload {
+        /// The file.
+        file: PathBuf,
+        /// The key file: the enterprise's key (or the department's signing key).
+        #[arg(long)]
+        key: PathBuf,
+        /// Upload as this enterprise.
+        #[arg(long)]
+        uscc: Option<Uscc>,
+        /// Upload as this department.
+        #[arg(long)]
+        department: Option<DepartmentId>,
+        /// The media type to store (default: from the file's extension).
+        #[arg(long)]
+        media_type: Option<String>,
+    },
+    /// Enterprise: grant a department or an application access to documents, for a purpose.
+    #[command(group(ArgGroup::new("grantee").required(true).args(["to_department", "to_application"])))]
+    #[command(group(ArgGroup::new("scope").required(true).args(["types", "attestations"])))]
+    Grant {
+        /// The enterprise's key file.
+        #[arg(long)]
+        key: PathBuf,
+        /// The enterprise's USCC.
+        #[arg(long)]
+        uscc: Uscc,
+        /// Grant to this department.
+        #[arg(long)]
+        to_department: Option<DepartmentId>,
+        /// Grant to the application with this public key (hex).
+        #[arg(long)]
+        to_application: Option<PublicKey>,
+        /// Document types covered, comma-separated (every attestation of these types).
+        #[arg(long, value_delimiter = ',')]
+        types: Vec<DocTypeCode>,
+        /// Attestations covered, comma-separated ids.
+        #[arg(long, value_delimiter = ',')]
+        attestations: Vec<AttestationId>,
+        /// The procedure's code (the reader must name it).
+        #[arg(long)]
+        purpose_code: String,
+        /// The procedure's name, e.g. 建筑业企业资质申请.
+        #[arg(long)]
+        purpose: String,
+        /// Days until the grant lapses (at most 366).
+        #[arg(long)]
+        days: u64,
+    },
+    /// Enterprise: withdraw a grant.
+    Withdraw {
+        /// The grant id.
+        grant: GrantId,
+        /// The enterprise's key file.
+        #[arg(long)]
+        key: PathBuf,
+        /// The enterprise's USCC.
+        #[arg(long)]
+        uscc: Uscc,
+    },
+    /// List grants: an enterprise's, those to a department, or one.
+    #[command(group(ArgGroup::new("whose").required(true).args(["uscc", "department", "id"])))]
+    Grants {
+        /// An enterprise's grants.
+        #[arg(long)]
+        uscc: Option<Uscc>,
+        /// The grants to a department.
+        #[arg(long)]
+        department: Option<DepartmentId>,
+        /// One grant.
+        #[arg(long)]
+        id: Option<GrantId>,
+    },
+    /// Enterprise: every recorded read of its documents — who, what, when, for which purpose.
+    Receipts {
+        /// The enterprise's USCC.
+        #[arg(long)]
+        uscc: Uscc,
+    },
+    /// Verify a file (or a SHA-256) against the ledger: a verdict for every attestation of it.
+    Verify {
+        /// The file (sent to the node, which hashes it).
+        #[arg(required_unless_present = "digest", conflicts_with = "digest")]
+        file: Option<PathBuf>,
+        /// The file's SHA-256 (hex), instead of the file.
+        #[arg(long)]
+        digest: Option<Digest>,
+        /// Check against this attestation only.
+        #[arg(long)]
+        attestation: Option<AttestationId>,
     },
     /// Show an attestation with its status history and the verdict now.
     Show {
         /// The attestation id.
-        id: String,
+        id: AttestationId,
     },
-    /// Verify a file against the ledger: every attestation of its SHA-256, with a verdict.
-    Verify {
-        /// The file.
-        file: PathBuf,
+    /// Department: issue attestations from a CSV manifest (uscc,doc_type,file,valid_from,
+    /// valid_days,claims), resumably.
+    BulkIssue {
+        /// The department's signing key file.
+        #[arg(long)]
+        key: PathBuf,
+        /// The department id.
+        #[arg(long)]
+        department: DepartmentId,
+        /// The CSV manifest.
+        #[arg(long)]
+        manifest: PathBuf,
+        /// Where the manifest's files are (default: the manifest's directory).
+        #[arg(long)]
+        files: Option<PathBuf>,
+        /// The state file that makes the run resumable (default: M.state.json beside M.csv).
+        #[arg(long)]
+        state: Option<PathBuf>,
+        /// Transactions per batch.
+        #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u64).range(1..=10_000))]
+        batch: u64,
     },
 }
 
-fn now() -> Timestamp {
-    SystemTime::now().into()
+fn parse_claim_arg(s: &str) -> Result<Claim, String> {
+    vault_client::compose::parse_claim(s).map_err(|e| e.to_string())
+}
+
+fn parse_date_arg(s: &str) -> Result<Timestamp, String> {
+    vault_client::compose::parse_date(s).map_err(|e| e.to_string())
 }
 
 fn main() {
     let cli = Cli::parse();
-    if let Err(e) = run(cli) {
-        eprintln!("error: {e:#}");
-        std::process::exit(1);
-    }
+    let json = cli.json;
+    let code = match run(cli) {
+        Ok(exit) => exit.code(),
+        Err(e) => {
+            report(&e, json);
+            1
+        }
+    };
+    std::process::exit(code);
 }
 
-fn chain_id(node: &Client) -> Result<ChainId> {
-    let s = node.status()?;
-    Ok(ChainId::new(s["chain_id"].as_str().unwrap_or_default())?)
-}
-
-fn nonce() -> u64 {
-    let mut b = [0u8; 8];
-    let _ = getrandom::getrandom(&mut b);
-    u64::from_le_bytes(b)
-}
-
-fn submit(
-    node: &Client,
-    json: bool,
-    tx: Transaction,
-    key: &vault_protocol::crypto::KeyPair,
-) -> Result<()> {
-    let signed = tx.sign_one(key);
-    let r = node.submit(&signed, true)?;
+/// Prints an error: readable, or as `{"error": {"code", "message", "status"}}` with `--json`.
+fn report(e: &anyhow::Error, json: bool) {
     if json {
-        println!("{r}");
-    } else {
-        match r["status"].as_str() {
-            Some("committed") => println!(
-                "committed: {} at height {}",
-                r["tx_id"].as_str().unwrap_or(""),
-                r["height"]
-            ),
-            Some("rejected") => bail!(
-                "rejected: {} ({})",
-                r["error"]["message"].as_str().unwrap_or(""),
-                r["error"]["code"].as_str().unwrap_or("")
-            ),
-            _ => println!("pending: {}", r["tx_id"].as_str().unwrap_or("")),
-        }
-    }
-    Ok(())
-}
-
-fn print_verdict(v: &Value) {
-    let verdict = &v["verdict"];
-    println!(
-        "attestation {}\n  {} {} for {} — issued by {} ({}) at height {}",
-        verdict["attestation_id"].as_str().unwrap_or(""),
-        verdict["doc_type"].as_str().unwrap_or(""),
-        verdict["doc_type_name"].as_str().unwrap_or(""),
-        verdict["subject"].as_str().unwrap_or(""),
-        verdict["issuer"].as_str().unwrap_or(""),
-        verdict["issuer_name"].as_str().unwrap_or(""),
-        verdict["issued_height"],
-    );
-    println!(
-        "  status {}   verdict: {}",
-        verdict["status"].as_str().unwrap_or(""),
-        if verdict["valid"] == true {
-            "VALID"
-        } else {
-            "NOT VALID"
-        }
-    );
-    for c in verdict["checks"].as_array().into_iter().flatten() {
-        let mark = match c["outcome"].as_str() {
-            Some("pass") => "ok  ",
-            Some("fail") => "FAIL",
-            _ => "skip",
-        };
-        let reason = c["reason"]
-            .as_str()
-            .map(|r| format!(" [{r}]"))
-            .unwrap_or_default();
-        println!(
-            "  {mark} {:<18} {}{reason}",
-            c["check"].as_str().unwrap_or(""),
-            c["detail"].as_str().unwrap_or("")
+        let client = e.downcast_ref::<ClientError>();
+        let code = client.and_then(ClientError::code).unwrap_or("error");
+        eprintln!(
+            "{}",
+            json!({"error": {
+                "code": code,
+                "message": format!("{e:#}"),
+                "status": client.and_then(ClientError::status),
+            }})
         );
+    } else {
+        eprintln!("error: {e:#}");
     }
 }
 
-fn run(cli: Cli) -> Result<()> {
-    let node = Client::new(&cli.node);
+fn status_change(ctx: &Ctx, action: StatusAction, a: StatusArgs) -> Result<Exit> {
+    cli::department::set_status(
+        ctx,
+        action,
+        a.attestation,
+        &a.key,
+        a.department,
+        a.reason_code,
+        &a.note,
+    )
+}
+
+fn run(cli: Cli) -> Result<Exit> {
+    let ctx = Ctx {
+        node: Client::new(&cli.node),
+        json: cli.json,
+    };
     match cli.command {
         Cmd::Keygen { out, role } => {
-            let k = keyfile::generate().context("generating a key")?;
+            let k = keyfile::generate().map_err(|e| anyhow::anyhow!("generating a key: {e}"))?;
             keyfile::write(&out, &k, &role)?;
-            println!("{}", k.public());
-        }
-        Cmd::Status => {
-            let s = node.status()?;
-            if cli.json {
-                println!("{s}");
+            if ctx.json {
+                cli::output::json(&json!({"public_key": k.public(), "file": out, "role": role}));
             } else {
-                println!(
-                    "department {}  chain {}\nheight {}  head {}\nlog size {}  root {}\npeers {}  synced {}  pending {}",
-                    s["department"].as_str().unwrap_or(""),
-                    s["chain_id"].as_str().unwrap_or(""),
-                    s["height"],
-                    s["head"].as_str().unwrap_or(""),
-                    s["log_size"],
-                    s["log_root"].as_str().unwrap_or(""),
-                    s["peers"],
-                    s["synced"],
-                    s["pool"]["pending"],
-                );
+                println!("{}", k.public());
             }
+            Ok(Exit::Ok)
         }
+        Cmd::Status => cli::verifier::status(&ctx),
         Cmd::Enrol {
             key,
             department,
             uscc,
             enterprise_key,
-        } => {
-            let k = keyfile::read(&key)?;
-            let tx = Transaction {
-                chain_id: chain_id(&node)?,
-                created_at: now(),
-                nonce: nonce(),
-                body: TxBody::EnrolEnterprise(Enrolment {
-                    department,
-                    enterprise: uscc,
-                    key: enterprise_key,
-                }),
-            };
-            submit(&node, cli.json, tx, &k)?;
-        }
+        } => cli::department::enrol(&ctx, &key, department, uscc, enterprise_key),
         Cmd::Issue {
             key,
             department,
             uscc,
             doc_type,
             file,
+            valid_from,
             valid_days,
             claims,
+            supersedes,
+            no_upload,
+        } => cli::department::issue(
+            &ctx,
+            cli::department::IssueArgs {
+                key,
+                department,
+                uscc,
+                doc_type,
+                file,
+                valid_from,
+                valid_days,
+                claims,
+                supersedes,
+                no_upload,
+            },
+        ),
+        Cmd::Suspend(a) => status_change(&ctx, StatusAction::Suspend, a),
+        Cmd::Reinstate(a) => status_change(&ctx, StatusAction::Reinstate, a),
+        Cmd::Revoke(a) => status_change(&ctx, StatusAction::Revoke, a),
+        Cmd::Fetch {
+            attestation,
+            key,
+            department,
+            application: _,
+            purpose,
+            out,
+        } => cli::department::fetch(&ctx, attestation, &key, department, &purpose, &out),
+        Cmd::Upload {
+            file,
+            key,
+            uscc,
+            department,
+            media_type,
         } => {
-            let k = keyfile::read(&key)?;
-            let bytes =
-                std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
-            let mut parsed = claims
-                .iter()
-                .map(|c| {
-                    let (key, value) = c
-                        .split_once('=')
-                        .with_context(|| format!("claim {c:?} is not key=value"))?;
-                    Ok(Claim {
-                        key: key.try_into()?,
-                        value: value.try_into()?,
-                    })
-                })
-                .collect::<Result<Vec<_>>>()?;
-            parsed.sort_by(|a, b| a.key.cmp(&b.key));
-            let t = now();
-            let tx = Transaction {
-                chain_id: chain_id(&node)?,
-                created_at: t,
-                nonce: nonce(),
-                body: TxBody::IssueAttestation(Attestation {
-                    issuer: department,
-                    subject: uscc,
-                    doc_type,
-                    file_digest: CryptoSuite::Ed25519Sha256.file_digest(&bytes),
-                    claims: BoundedVec::new(parsed)?,
-                    valid_from: t,
-                    valid_until: valid_days.map(|d| t.plus(d * 86_400_000)),
-                    supersedes: None,
-                }),
+            let requester = match (uscc, department) {
+                (Some(u), _) => Requester::Enterprise(u),
+                (None, Some(d)) => Requester::Department(d),
+                (None, None) => anyhow::bail!("give --uscc or --department"),
             };
-            let id = tx.id(CryptoSuite::Ed25519Sha256);
-            submit(&node, cli.json, tx, &k)?;
-            if !cli.json {
-                println!("attestation id {id}");
-            }
+            cli::enterprise::upload(&ctx, &file, &key, requester, media_type.as_deref())
         }
-        Cmd::Show { id } => {
-            let v = node.attestation(&id)?;
-            if cli.json {
-                println!("{v}");
-            } else {
-                print_verdict(&v);
-            }
-        }
-        Cmd::Verify { file } => {
-            let bytes =
-                std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
-            let digest = CryptoSuite::Ed25519Sha256.file_digest(&bytes);
-            let list = node.attestations_by_digest(&digest)?;
-            if cli.json {
-                println!("{list}");
-                return Ok(());
-            }
-            let items = list.as_array().cloned().unwrap_or_default();
-            if items.is_empty() {
-                println!("NOT VALID: no attestation on the ledger for SHA-256 {digest}");
-                std::process::exit(2);
-            }
-            println!("file {} — SHA-256 {digest}", file.display());
-            for v in &items {
-                print_verdict(v);
-            }
-        }
+        Cmd::Grant {
+            key,
+            uscc,
+            to_department,
+            to_application,
+            types,
+            attestations,
+            purpose_code,
+            purpose,
+            days,
+        } => cli::enterprise::grant(
+            &ctx,
+            cli::enterprise::GrantArgs {
+                key: &key,
+                uscc,
+                to_department,
+                to_application,
+                types,
+                attestations,
+                purpose_code: &purpose_code,
+                purpose: &purpose,
+                days,
+            },
+        ),
+        Cmd::Withdraw { grant, key, uscc } => cli::enterprise::withdraw(&ctx, grant, &key, uscc),
+        Cmd::Grants {
+            uscc,
+            department,
+            id,
+        } => cli::enterprise::grants(&ctx, uscc, department, id),
+        Cmd::Receipts { uscc } => cli::enterprise::receipts(&ctx, uscc),
+        Cmd::Verify {
+            file,
+            digest,
+            attestation,
+        } => cli::verifier::verify(&ctx, file.as_deref(), digest, attestation),
+        Cmd::Show { id } => cli::verifier::show(&ctx, id),
+        Cmd::BulkIssue {
+            key,
+            department,
+            manifest,
+            files,
+            state,
+            batch,
+        } => cli::bulk::bulk_issue(
+            &ctx,
+            cli::bulk::BulkArgs {
+                key,
+                department,
+                manifest,
+                files,
+                state,
+                batch: usize::try_from(batch).unwrap_or(200),
+            },
+        ),
     }
-    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn command_line_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn exclusive_choices_are_enforced() {
+        let parse = |args: &[&str]| Cli::try_parse_from(args.iter().copied());
+        let a = "0".repeat(64);
+        // A reader is a department or an application, not both, not neither.
+        assert!(parse(&[
+            "vault", "fetch", &a, "--key", "k", "--department", "tax", "--purpose", "P",
+            "--out", "o"
+        ])
+        .is_ok());
+        assert!(parse(&["vault", "fetch", &a, "--key", "k", "--purpose", "P", "--out", "o"]).is_err());
+        assert!(parse(&[
+            "vault",
+            "fetch",
+            &a,
+            "--key",
+            "k",
+            "--department",
+            "tax",
+            "--application",
+            "--purpose",
+            "P",
+            "--out",
+            "o"
+        ])
+        .is_err());
+        // Verify takes a file or a digest.
+        assert!(parse(&["vault", "verify", "f.pdf"]).is_ok());
+        assert!(parse(&["vault", "verify", "--digest", &a]).is_ok());
+        assert!(parse(&["vault", "verify"]).is_err());
+        assert!(parse(&["vault", "verify", "f.pdf", "--digest", &a]).is_err());
+        // A grant has one grantee and one kind of scope.
+        let base = [
+            "vault",
+            "grant",
+            "--key",
+            "k",
+            "--uscc",
+            "91350100M000100Y43",
+            "--purpose-code",
+            "P",
+            "--purpose",
+            "x",
+            "--days",
+            "30",
+        ];
+        let with = |extra: &[&str]| {
+            let mut v = base.to_vec();
+            v.extend_from_slice(extra);
+            Cli::try_parse_from(v)
+        };
+        assert!(with(&["--to-department", "housing", "--types", "A_B,C_D"]).is_ok());
+        assert!(with(&["--types", "A_B"]).is_err());
+        assert!(with(&["--to-department", "housing"]).is_err());
+        assert!(with(&[
+            "--to-department",
+            "housing",
+            "--types",
+            "A_B",
+            "--attestations",
+            &a
+        ])
+        .is_err());
+        // A bad USCC is refused with the rule it breaks.
+        let err = match parse(&["vault", "receipts", "--uscc", "91350100M000100Y44"]) {
+            Err(e) => e.to_string(),
+            Ok(_) => String::new(),
+        };
+        assert!(err.contains("check character"), "{err}");
+    }
+
+    #[test]
+    fn claims_and_dates_parse_on_the_command_line() {
+        let cli = Cli::try_parse_from([
+            "vault",
+            "issue",
+            "--key",
+            "k",
+            "--department",
+            "samr",
+            "--uscc",
+            "91350100M000100Y43",
+            "--type",
+            "BUSINESS_LICENCE",
+            "--file",
+            "f.pdf",
+            "--claim",
+            "licence_no=350100200012345",
+            "--valid-from",
+            "2024-03-01",
+        ]);
+        let Ok(Cli {
+            command: Cmd::Issue {
+                claims, valid_from, ..
+            },
+            ..
+        }) = cli
+        else {
+            panic!("issue did not parse");
+        };
+        assert_eq!(claims[0].key.as_str(), "licence_no");
+        assert_eq!(valid_from.map(|t| t.to_string()).as_deref(), Some("2024-03-01T00:00:00.000Z"));
+    }
 }

@@ -15,9 +15,9 @@ use serde_json::{json, Value};
 use vault_protocol::block::BlockHeader;
 use vault_protocol::crypto::{Digest, PublicKey};
 use vault_protocol::encoding::{Canonical, DecodeError};
-use vault_protocol::ids::{AttestationId, BlockHash, DepartmentId, TxId};
-use vault_protocol::state::{self, AttestationRecord, TxError, TxLocation};
-use vault_protocol::tx::SignedTransaction;
+use vault_protocol::ids::{AttestationId, BlockHash, DepartmentId, GrantId, Timestamp, TxId};
+use vault_protocol::state::{self, AttestationRecord, GrantRecord, ReceiptRecord, TxError, TxLocation};
+use vault_protocol::tx::{Grantee, SignedTransaction};
 use vault_protocol::uscc::Uscc;
 use vault_protocol::verify::{verify_attestation, Verdict};
 
@@ -53,6 +53,16 @@ impl ApiError {
     /// 404.
     pub fn not_found(what: impl Into<String>) -> Self {
         Self::new(StatusCode::NOT_FOUND, "not_found", what)
+    }
+
+    /// 403: a refused read or upload.
+    pub fn forbidden(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, code, message)
+    }
+
+    /// The stable code.
+    pub fn code(&self) -> &'static str {
+        self.code
     }
 
     /// 400.
@@ -141,6 +151,11 @@ pub fn router(ctx: Arc<NodeContext>, max_body_bytes: usize) -> Router {
             "/v1/enterprises/{uscc}/attestations",
             get(enterprise_attestations),
         )
+        .route("/v1/enterprises/{uscc}/grants", get(enterprise_grants))
+        .route("/v1/enterprises/{uscc}/receipts", get(enterprise_receipts))
+        .route("/v1/departments/{id}/grants", get(department_grants))
+        .route("/v1/grants/{id}", get(grant))
+        .route("/v1/verify", post(verify))
         .fallback(|| async { ApiError::not_found("no such endpoint") })
         .layer(DefaultBodyLimit::max(max_body_bytes))
         .with_state(ctx)
@@ -229,45 +244,6 @@ fn outcome_json(id: TxId, outcome: Option<TxOutcome>) -> (StatusCode, Value) {
     }
 }
 
-async fn admit(ctx: &NodeContext, signed: SignedTransaction) -> Result<TxId, AdmitError> {
-    let gov = ctx.governance().map_err(|e| {
-        AdmitError::Rejected(TxError::InvalidField {
-            field: "state",
-            reason: e.to_string(),
-        })
-    })?;
-    let (verified, new) =
-        ctx.pool
-            .admit(&ctx.store.snapshot(), &gov, &ctx.head(), now(), signed)?;
-    if new {
-        // Spreading is best-effort: if the gossip queue is full the other nodes still receive
-        // the transaction in this node's next proposal.
-        let _ = ctx.gossip.try_send(verified.signed().clone());
-    }
-    Ok(verified.id())
-}
-
-async fn wait_for(ctx: &NodeContext, id: TxId, timeout: Duration) -> Option<TxOutcome> {
-    if let Some(loc) = ctx.store.snapshot_tx_location(&id) {
-        return Some(TxOutcome::Committed {
-            height: loc.height,
-            index: loc.index,
-        });
-    }
-    let rx = ctx.pool.watch(id);
-    // The commit may have landed between the check and the watch.
-    if let Some(loc) = ctx.store.snapshot_tx_location(&id) {
-        return Some(TxOutcome::Committed {
-            height: loc.height,
-            index: loc.index,
-        });
-    }
-    tokio::time::timeout(timeout, rx)
-        .await
-        .ok()
-        .and_then(Result::ok)
-}
-
 async fn submit(
     State(ctx): State<Arc<NodeContext>>,
     Query(q): Query<SubmitQuery>,
@@ -275,10 +251,10 @@ async fn submit(
     body: Bytes,
 ) -> ApiResult<Response> {
     let signed = parse_signed(&headers, &body)?;
-    let id = admit(&ctx, signed).await?;
+    let id = ctx.submit(signed)?;
     let outcome = if q.wait {
         let timeout = Duration::from_millis(q.timeout_ms.unwrap_or(15_000)).min(MAX_WAIT);
-        wait_for(&ctx, id, timeout).await
+        ctx.wait_for(id, timeout).await
     } else {
         None
     };
@@ -306,7 +282,7 @@ async fn submit_batch(
     let mut ids = Vec::with_capacity(txs.len());
     let mut results = Vec::with_capacity(txs.len());
     for signed in txs {
-        match admit(&ctx, signed).await {
+        match ctx.submit(signed) {
             Ok(id) => {
                 ids.push(Some(id));
                 results.push(json!({"tx_id": id, "status": "pending"}));
@@ -324,7 +300,7 @@ async fn submit_batch(
         for (slot, id) in results.iter_mut().zip(ids) {
             if let Some(id) = id {
                 let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-                let (_, v) = outcome_json(id, wait_for(&ctx, id, left).await);
+                let (_, v) = outcome_json(id, ctx.wait_for(id, left).await);
                 *slot = v;
             }
         }
@@ -487,4 +463,209 @@ async fn enterprise_attestations(
             .map(|r| attestation_view(&ctx, r, None))
             .collect::<ApiResult<_>>()?,
     ))
+}
+
+/// A grant with its state now.
+#[derive(Serialize)]
+struct GrantView {
+    id: GrantId,
+    /// `in_force`, `expired`, `withdrawn` or `not_yet_in_force`.
+    state: &'static str,
+    grant: GrantRecord,
+}
+
+fn grant_view(g: GrantRecord, at: Timestamp) -> GrantView {
+    let state = if g.withdrawn_at.is_some_and(|w| w <= at) {
+        "withdrawn"
+    } else if g.grant.expires_at <= at {
+        "expired"
+    } else if at < g.granted_at {
+        "not_yet_in_force"
+    } else {
+        "in_force"
+    };
+    GrantView {
+        id: g.id,
+        state,
+        grant: g,
+    }
+}
+
+async fn enterprise_grants(
+    State(ctx): State<Arc<NodeContext>>,
+    Path(uscc): Path<String>,
+) -> ApiResult<Json<Vec<GrantView>>> {
+    let uscc = parse_uscc(&uscc)?;
+    let t = now();
+    Ok(Json(
+        state::grants_by_enterprise(&ctx.store.snapshot(), &uscc)?
+            .into_iter()
+            .map(|g| grant_view(g, t))
+            .collect(),
+    ))
+}
+
+async fn department_grants(
+    State(ctx): State<Arc<NodeContext>>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Vec<GrantView>>> {
+    let id = DepartmentId::new(&id)
+        .map_err(|e| ApiError::bad_request("invalid_department", e.to_string()))?;
+    let t = now();
+    Ok(Json(
+        state::grants_to(&ctx.store.snapshot(), &Grantee::Department(id))?
+            .into_iter()
+            .map(|g| grant_view(g, t))
+            .collect(),
+    ))
+}
+
+async fn grant(
+    State(ctx): State<Arc<NodeContext>>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<GrantView>> {
+    let id: GrantId = parse_digest(&id, "grant id")?;
+    let g = state::grant(&ctx.store.snapshot(), &id)?
+        .ok_or_else(|| ApiError::not_found(format!("no grant {id}")))?;
+    Ok(Json(grant_view(g, now())))
+}
+
+async fn enterprise_receipts(
+    State(ctx): State<Arc<NodeContext>>,
+    Path(uscc): Path<String>,
+) -> ApiResult<Json<Vec<ReceiptRecord>>> {
+    let uscc = parse_uscc(&uscc)?;
+    Ok(Json(state::receipts_by_enterprise(
+        &ctx.store.snapshot(),
+        &uscc,
+    )?))
+}
+
+#[derive(Deserialize)]
+struct VerifyQuery {
+    attestation: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct VerifyJson {
+    digest: String,
+    attestation: Option<String>,
+}
+
+/// Hashes a byte stream (a file being verified), refusing more than `limit` bytes.
+async fn hash_stream<S, E>(mut stream: S, limit: usize) -> ApiResult<Digest>
+where
+    S: futures::Stream<Item = Result<Bytes, E>> + Unpin,
+    E: std::fmt::Display,
+{
+    use futures::StreamExt;
+    use sha2::Digest as _;
+    let mut h = sha2::Sha256::new();
+    let mut n = 0usize;
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk
+            .map_err(|e| ApiError::bad_request("invalid_body", format!("reading the file: {e}")))?;
+        n += chunk.len();
+        if n > limit {
+            return Err(ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "file_too_large",
+                format!("files to verify are limited to {limit} bytes"),
+            ));
+        }
+        h.update(&chunk);
+    }
+    Ok(Digest(h.finalize().into()))
+}
+
+/// `POST /v1/verify`: a file (raw body or multipart part `file`) or a digest (JSON), optionally
+/// an attestation id → a verdict on every attestation of the file, naming every check. Needs no
+/// grant: it reveals nothing the holder of the file does not have.
+async fn verify(
+    State(ctx): State<Arc<NodeContext>>,
+    Query(q): Query<VerifyQuery>,
+    request: axum::extract::Request,
+) -> ApiResult<Json<Value>> {
+    use axum::extract::FromRequest;
+    let limit = ctx.max_body_bytes;
+    let content_type = request
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    let mut attestation = q.attestation;
+    let digest: Digest = if content_type.starts_with("application/json") {
+        let body = axum::body::to_bytes(request.into_body(), 64 * 1024)
+            .await
+            .map_err(|e| ApiError::bad_request("invalid_body", e.to_string()))?;
+        let j: VerifyJson = serde_json::from_slice(&body).map_err(|e| {
+            ApiError::bad_request(
+                "invalid_json",
+                format!("expected {{\"digest\": hex, \"attestation\"?: hex}}: {e}"),
+            )
+        })?;
+        attestation = attestation.or(j.attestation);
+        parse_digest(&j.digest, "digest")?
+    } else if content_type.starts_with("multipart/form-data") {
+        let mut form = axum::extract::Multipart::from_request(request, &())
+            .await
+            .map_err(|e| ApiError::bad_request("invalid_multipart", e.body_text()))?;
+        let mut found = None;
+        loop {
+            let field = form
+                .next_field()
+                .await
+                .map_err(|e| ApiError::bad_request("invalid_multipart", e.body_text()))?;
+            let Some(mut field) = field else { break };
+            match field.name() {
+                Some("file") => {
+                    let stream = futures::stream::poll_fn(move |cx| {
+                        use futures::Stream;
+                        std::pin::Pin::new(&mut field).poll_next(cx)
+                    });
+                    found = Some(hash_stream(stream, limit).await?);
+                }
+                Some("attestation") => {
+                    let t = field
+                        .text()
+                        .await
+                        .map_err(|e| ApiError::bad_request("invalid_multipart", e.body_text()))?;
+                    attestation = Some(t.trim().to_string());
+                }
+                Some("digest") => {
+                    let t = field
+                        .text()
+                        .await
+                        .map_err(|e| ApiError::bad_request("invalid_multipart", e.body_text()))?;
+                    found = Some(parse_digest(t.trim(), "digest")?);
+                }
+                _ => {}
+            }
+        }
+        found.ok_or_else(|| {
+            ApiError::bad_request("missing_file", "the form has no part named \"file\" (or \"digest\")")
+        })?
+    } else {
+        hash_stream(request.into_body().into_data_stream(), limit).await?
+    };
+    let view = ctx.store.snapshot();
+    let mut out = Vec::new();
+    if let Some(a) = attestation.filter(|a| !a.is_empty()) {
+        let id: AttestationId = parse_digest(&a, "attestation id")?;
+        let record = state::attestation(&view, &id)?
+            .ok_or_else(|| ApiError::not_found(format!("no attestation {id}")))?;
+        out.push(attestation_view(&ctx, record, Some(&digest))?);
+    } else {
+        for r in state::attestations_by_digest(&view, &digest)? {
+            out.push(attestation_view(&ctx, r, Some(&digest))?);
+        }
+    }
+    let valid = out.iter().any(|v| v.verdict.valid);
+    let mut body = json!({"digest": digest, "valid": valid, "verdicts": out});
+    if out.is_empty() {
+        body["reason"] = json!("unknown_digest");
+        body["message"] = json!(format!("no attestation on the ledger for SHA-256 {digest}"));
+    }
+    Ok(Json(body))
 }

@@ -135,6 +135,32 @@ impl Default for PoolConfig {
     }
 }
 
+/// The document vault.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VaultConfig {
+    /// Largest file the vault stores, in bytes.
+    #[serde(default = "default_max_file")]
+    pub max_file_bytes: u64,
+    /// The key that encrypts stored files (64 hex characters; created at first start if absent).
+    /// Default: `vault.key` in the data directory. Back it up: without it the files are lost.
+    #[serde(default)]
+    pub key_file: Option<PathBuf>,
+}
+
+fn default_max_file() -> u64 {
+    256 * 1024 * 1024
+}
+
+impl Default for VaultConfig {
+    fn default() -> Self {
+        Self {
+            max_file_bytes: default_max_file(),
+            key_file: None,
+        }
+    }
+}
+
 /// The whole configuration.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -159,6 +185,9 @@ pub struct NodeConfig {
     /// Pending transactions.
     #[serde(default)]
     pub pool: PoolConfig,
+    /// The document vault.
+    #[serde(default)]
+    pub vault: VaultConfig,
 }
 
 impl NodeConfig {
@@ -185,6 +214,11 @@ impl NodeConfig {
                 }
             }
         }
+        if let (Some(base), Some(k)) = (path.parent(), cfg.vault.key_file.as_mut()) {
+            if k.is_relative() {
+                *k = base.join(&*k);
+            }
+        }
         cfg.validate()?;
         Ok(cfg)
     }
@@ -194,6 +228,12 @@ impl NodeConfig {
         if self.pool.capacity == 0 {
             return Err(ConfigError::Invalid {
                 field: "pool.capacity",
+                reason: "must be at least 1".into(),
+            });
+        }
+        if self.vault.max_file_bytes == 0 {
+            return Err(ConfigError::Invalid {
+                field: "vault.max_file_bytes",
                 reason: "must be at least 1".into(),
             });
         }
@@ -229,6 +269,14 @@ impl NodeConfig {
             }
         }
         Ok(())
+    }
+
+    /// The file holding the vault's encryption key.
+    pub fn vault_key_file(&self) -> PathBuf {
+        self.vault
+            .key_file
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("vault.key"))
     }
 
     /// The TOML text of this configuration.

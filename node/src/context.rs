@@ -10,9 +10,11 @@ use vault_protocol::genesis::Genesis;
 use vault_protocol::governance::Governance;
 use vault_protocol::ids::{DepartmentId, Timestamp};
 use vault_protocol::state::{self, ChainHead};
+use vault_protocol::ids::TxId;
+use vault_protocol::state::TxError;
 use vault_protocol::tx::SignedTransaction;
 
-use crate::pool::Pool;
+use crate::pool::{AdmitError, Pool, TxOutcome};
 use crate::store::{Store, StoreError};
 
 /// How far ahead of this node's clock a proposed block's time may be.
@@ -45,6 +47,8 @@ pub struct NodeContext {
     pub http_url: String,
     /// The node's p2p listen address.
     pub p2p_address: String,
+    /// Largest request body (files to verify included).
+    pub max_body_bytes: usize,
 }
 
 impl NodeContext {
@@ -74,5 +78,49 @@ impl NodeContext {
             .lock()
             .map(|p| p.iter().cloned().collect())
             .unwrap_or_default()
+    }
+
+    /// Admits a signed transaction to the pool (checking every signature once) and spreads it to
+    /// the other nodes.
+    pub fn submit(&self, signed: SignedTransaction) -> Result<TxId, AdmitError> {
+        let gov = self.governance().map_err(|e| {
+            AdmitError::Rejected(TxError::InvalidField {
+                field: "state",
+                reason: e.to_string(),
+            })
+        })?;
+        let (verified, new) =
+            self.pool
+                .admit(&self.store.snapshot(), &gov, &self.head(), now(), signed)?;
+        if new {
+            // Spreading is best-effort: if the gossip queue is full the other nodes still
+            // receive the transaction in this node's next proposal.
+            let _ = self.gossip.try_send(verified.signed().clone());
+        }
+        Ok(verified.id())
+    }
+
+    /// Waits up to `timeout` for a transaction to be committed or rejected.
+    pub async fn wait_for(&self, id: TxId, timeout: std::time::Duration) -> Option<TxOutcome> {
+        let committed = || {
+            self.store
+                .snapshot_tx_location(&id)
+                .map(|loc| TxOutcome::Committed {
+                    height: loc.height,
+                    index: loc.index,
+                })
+        };
+        if let Some(c) = committed() {
+            return Some(c);
+        }
+        let rx = self.pool.watch(id);
+        // The commit may have landed between the check and the watch.
+        if let Some(c) = committed() {
+            return Some(c);
+        }
+        tokio::time::timeout(timeout, rx)
+            .await
+            .ok()
+            .and_then(Result::ok)
     }
 }

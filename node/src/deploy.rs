@@ -146,6 +146,7 @@ pub fn node_config(
         },
         consensus: ConsensusConfig::default(),
         pool: PoolConfig::default(),
+        vault: crate::config::VaultConfig::default(),
     }
 }
 

@@ -28,5 +28,8 @@ pub mod keys;
 pub mod node;
 pub mod p2p;
 pub mod pool;
+pub mod receipts;
 pub mod store;
 pub mod telemetry;
+pub mod vault;
+pub mod vault_api;

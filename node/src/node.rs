@@ -19,7 +19,9 @@ use crate::context::NodeContext;
 use crate::p2p::{Network, P2pSettings};
 use crate::pool::Pool;
 use crate::store::Store;
-use crate::{api, deploy, keys};
+use crate::documents::{Documents, VaultKey};
+use crate::vault::Vault;
+use crate::{api, deploy, keys, receipts, vault_api};
 
 /// Runs a node until Ctrl-C (or SIGTERM). Builds the runtime itself.
 pub fn run_blocking(cfg: NodeConfig) -> Result<()> {
@@ -41,7 +43,7 @@ async fn run(
     cfg: NodeConfig,
     genesis: Genesis,
     node_key: KeyPair,
-    _signing_key: KeyPair,
+    signing_key: KeyPair,
 ) -> Result<()> {
     let (store, report) = Store::open(&cfg.data_dir.join("ledger"), &genesis)
         .with_context(|| format!("opening the ledger in {}", cfg.data_dir.display()))?;
@@ -96,6 +98,7 @@ async fn run(
         finalized_seen: AtomicU64::new(report.head.height),
         http_url: format!("http://{}", cfg.http.listen),
         p2p_address: cfg.p2p.listen.clone(),
+        max_body_bytes: cfg.http.max_body_bytes,
     });
 
     // Keep the status page's list of connected departments current.
@@ -143,11 +146,25 @@ async fn run(
     )
     .await?;
 
+    let docs = Documents::open(
+        &cfg.data_dir.join("documents"),
+        VaultKey::load_or_create(&cfg.vault_key_file())?,
+        cfg.vault.max_file_bytes,
+    )
+    .with_context(|| format!("opening the document vault in {}", cfg.data_dir.display()))?;
+    let pending = docs.journal(usize::MAX)?.len();
+    if pending > 0 {
+        tracing::info!(reads = pending, "served reads waiting to be recorded on the ledger");
+    }
+    let vault = Vault::new(ctx.clone(), Arc::new(docs), Some(net.clone()));
+    vault.spawn_transfer_server()?;
+    receipts::spawn_recorder(vault.clone(), signing_key);
+
     let listener = tokio::net::TcpListener::bind(cfg.http.listen)
         .await
         .with_context(|| format!("binding the HTTP API on {}", cfg.http.listen))?;
     tracing::info!(url = %ctx.http_url, department = %cfg.department, "API listening");
-    let app = api::router(ctx.clone(), cfg.http.max_body_bytes);
+    let app = api::router(ctx.clone(), cfg.http.max_body_bytes).merge(vault_api::router(vault));
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown_signal())
         .await

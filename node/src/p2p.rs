@@ -21,6 +21,9 @@ use vault_protocol::crypto::{KeyPair, PublicKey};
 
 /// The libp2p protocol carrying every channel.
 pub const PROTOCOL: StreamProtocol = StreamProtocol::new("/shuzi-baoxianxiang/vault/1");
+/// The libp2p protocol for document transfers: one stream per transfer, so a large file never
+/// holds up consensus traffic on the channel stream.
+pub const FETCH_PROTOCOL: StreamProtocol = StreamProtocol::new("/shuzi-baoxianxiang/fetch/1");
 /// The largest frame accepted.
 pub const MAX_FRAME: usize = 48 * 1024 * 1024;
 /// Frames queued per peer before further sends to it are dropped.
@@ -290,6 +293,45 @@ impl Network {
             tx
         });
         sender.try_send((channel, payload)).is_ok()
+    }
+
+    /// Opens a new stream of `protocol` to a connected member.
+    pub async fn open_stream(
+        &self,
+        to: &PublicKey,
+        protocol: StreamProtocol,
+    ) -> Result<libp2p::Stream, P2pError> {
+        let peer = peer_id(to)?;
+        self.control
+            .clone()
+            .open_stream(peer, protocol)
+            .await
+            .map_err(|e| P2pError::Transport(e.to_string()))
+    }
+
+    /// Accepts inbound streams of `protocol`, from members only: `(their node key, stream)`.
+    pub fn accept(
+        &self,
+        protocol: StreamProtocol,
+    ) -> Result<mpsc::Receiver<(PublicKey, libp2p::Stream)>, P2pError> {
+        let mut incoming = self
+            .control
+            .clone()
+            .accept(protocol)
+            .map_err(|e| P2pError::Transport(e.to_string()))?;
+        let (tx, rx) = mpsc::channel(64);
+        let members = self.members.clone();
+        tokio::spawn(async move {
+            while let Some((peer, stream)) = incoming.next().await {
+                let Some(key) = members.read().ok().and_then(|m| m.get(&peer).copied()) else {
+                    continue;
+                };
+                if tx.send((key, stream)).await.is_err() {
+                    return;
+                }
+            }
+        });
+        Ok(rx)
     }
 
     /// Queues a frame to every connected member; returns those it was queued for.
