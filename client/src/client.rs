@@ -13,6 +13,7 @@ use vault_protocol::ids::{AttestationId, ChainId, DepartmentId, GrantId, TxId};
 use vault_protocol::state::ReceiptRecord;
 use vault_protocol::tx::SignedTransaction;
 use vault_protocol::uscc::Uscc;
+use vault_protocol::verify::{CheckKind, Outcome};
 
 use crate::files::send_file;
 use crate::requests::{request_header, REQUEST_HEADER};
@@ -94,9 +95,9 @@ impl Client {
         url: &str,
         resp: reqwest::Result<reqwest::blocking::Response>,
     ) -> Result<reqwest::blocking::Response, ClientError> {
-        let resp = resp.map_err(|source| ClientError::Unreachable {
+        let resp = resp.map_err(|error| ClientError::Unreachable {
             url: url.to_string(),
-            source,
+            error,
         })?;
         let status = resp.status().as_u16();
         if status < 400 {
@@ -112,9 +113,9 @@ impl Client {
         resp: reqwest::Result<reqwest::blocking::Response>,
     ) -> Result<T, ClientError> {
         let resp = self.check(url, resp)?;
-        let body = resp.bytes().map_err(|source| ClientError::Unreachable {
+        let body = resp.bytes().map_err(|error| ClientError::Unreachable {
             url: url.to_string(),
-            source,
+            error,
         })?;
         parse_json(&body)
     }
@@ -343,7 +344,7 @@ impl Client {
                 Ok(0) => break,
                 Ok(n) => n,
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                Err(source) => return Err(ClientError::Transfer { url, source }),
+                Err(error) => return Err(ClientError::Transfer { url, error }),
             };
             hasher.update(&buf[..n]);
             out.write_all(&buf[..n]).map_err(ClientError::Output)?;
@@ -365,13 +366,23 @@ impl Client {
                 expected_from: "the node's Vault-Digest",
             });
         }
+        // The node's verdict was made without a file; this one was checked here.
+        let mut verdict = view.verdict;
+        for c in verdict
+            .checks
+            .iter_mut()
+            .filter(|c| c.check == CheckKind::FileDigest && c.outcome == Outcome::Skipped)
+        {
+            c.outcome = Outcome::Pass;
+            c.detail = format!("the file received has the attested SHA-256 {found}");
+        }
         Ok(FetchedDocument {
             digest: found,
             grant,
             source,
             media_type,
             size,
-            verdict: view.verdict,
+            verdict,
         })
     }
 

@@ -91,9 +91,7 @@ pub fn parse_claim(s: &str) -> Result<Claim, InputError> {
         claim: s.to_string(),
         reason: reason.to_string(),
     };
-    let (key, value) = s
-        .split_once('=')
-        .ok_or_else(|| invalid("not key=value"))?;
+    let (key, value) = s.split_once('=').ok_or_else(|| invalid("not key=value"))?;
     let (key, value) = (key.trim(), value.trim());
     if key.is_empty() {
         return Err(invalid("the key is empty"));
@@ -220,9 +218,7 @@ fn parse_date_inner(s: &str) -> Result<Timestamp, String> {
         } else if let Some(i) = time.rfind(['+', '-']) {
             let (c, off) = time.split_at(i);
             let sign = if off.starts_with('-') { -1 } else { 1 };
-            let (oh, om) = off[1..]
-                .split_once(':')
-                .ok_or("the offset is not ±HH:MM")?;
+            let (oh, om) = off[1..].split_once(':').ok_or("the offset is not ±HH:MM")?;
             let (oh, om) = (number(oh, "offset")?, number(om, "offset")?);
             if oh > 23 || om > 59 {
                 return Err("the offset is not ±HH:MM".into());

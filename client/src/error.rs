@@ -1,4 +1,7 @@
 //! The SDK's one error type.
+//!
+//! Each message carries its cause itself (no `source()` chain), so printing an error once says
+//! everything, once.
 
 use std::path::PathBuf;
 
@@ -8,12 +11,12 @@ use vault_protocol::crypto::Digest;
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
     /// The node could not be reached, or the connection broke before it answered.
-    #[error("cannot reach {url}: {source}")]
+    #[error("cannot reach {url}: {}", root_cause(error))]
     Unreachable {
         /// The URL.
         url: String,
         /// The transport error.
-        source: reqwest::Error,
+        error: reqwest::Error,
     },
     /// The node answered with an error. `code` is the node's stable error code (for an answer
     /// without one, `http_<status>`).
@@ -30,23 +33,23 @@ pub enum ClientError {
     #[error("unexpected answer from the node: {0}")]
     Unexpected(String),
     /// A local file could not be read or written.
-    #[error("{}: {source}", path.display())]
+    #[error("{}: {error}", path.display())]
     File {
         /// The file.
         path: PathBuf,
         /// The error.
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// Writing a fetched document to its destination failed.
     #[error("writing the document: {0}")]
     Output(std::io::Error),
     /// The transfer broke while the node was sending a document.
-    #[error("the transfer from {url} broke: {source}")]
+    #[error("the transfer from {url} broke: {}", root_cause(error))]
     Transfer {
         /// The URL.
         url: String,
         /// The error.
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// A fetched document's SHA-256 is not the one it must be.
     #[error("digest mismatch: {expected_from} is {expected}, the file received is {found}")]
@@ -93,9 +96,19 @@ impl ClientError {
     }
 
     pub(crate) fn file(path: &std::path::Path) -> impl FnOnce(std::io::Error) -> ClientError + '_ {
-        move |source| ClientError::File {
+        move |error| ClientError::File {
             path: path.to_path_buf(),
-            source,
+            error,
         }
     }
+}
+
+/// The innermost cause of an error ("Connection refused (os error 111)", "operation timed out"):
+/// what a person needs, without the layers of "error sending request" above it.
+fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut cause = e;
+    while let Some(next) = cause.source() {
+        cause = next;
+    }
+    cause.to_string()
 }

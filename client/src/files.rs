@@ -88,9 +88,9 @@ pub(crate) fn send_file(
         .enable_all()
         .build()
         .map_err(|e| ClientError::Unexpected(format!("cannot start the I/O runtime: {e}")))?;
-    let unreachable = |source| ClientError::Unreachable {
+    let unreachable = |error| ClientError::Unreachable {
         url: url.to_string(),
-        source,
+        error,
     };
     let answer = runtime.block_on(async {
         let http = reqwest::Client::builder()

@@ -11,12 +11,12 @@ use vault_protocol::crypto::{CryptoSuite, KeyFile, KeyPair};
 #[derive(Debug, thiserror::Error)]
 pub enum KeyFileError {
     /// I/O.
-    #[error("{path}: {source}")]
+    #[error("{path}: {error}")]
     Io {
         /// The file.
         path: String,
         /// The error.
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// Not a valid key file.
     #[error("{path} is not a valid key file: {reason}")]
@@ -38,9 +38,9 @@ pub fn generate() -> Result<KeyPair, getrandom::Error> {
 /// Writes a key file (mode 0600), never overwriting one.
 pub fn write(path: &Path, key: &KeyPair, role: &str) -> Result<(), KeyFileError> {
     let p = path.display().to_string();
-    let io = |source| KeyFileError::Io {
+    let io = |error| KeyFileError::Io {
         path: p.clone(),
-        source,
+        error,
     };
     let json = serde_json::to_string_pretty(&KeyFile::new(key, role)).map_err(|e| {
         KeyFileError::Invalid {
@@ -63,9 +63,9 @@ pub fn write(path: &Path, key: &KeyPair, role: &str) -> Result<(), KeyFileError>
 /// Reads a key file, checking its public key against its secret.
 pub fn read(path: &Path) -> Result<KeyPair, KeyFileError> {
     let p = path.display().to_string();
-    let text = fs::read_to_string(path).map_err(|source| KeyFileError::Io {
+    let text = fs::read_to_string(path).map_err(|error| KeyFileError::Io {
         path: p.clone(),
-        source,
+        error,
     })?;
     serde_json::from_str::<KeyFile>(&text)
         .map_err(|e| e.to_string())

@@ -276,7 +276,14 @@ fn parse_date_arg(s: &str) -> Result<Timestamp, String> {
 }
 
 fn main() {
-    let cli = Cli::parse();
+    // Usage errors exit with 1, like every other error: 2 means "not valid" here.
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            std::process::exit(if e.use_stderr() { 1 } else { 0 });
+        }
+    };
     let json = cli.json;
     let code = match run(cli) {
         Ok(exit) => exit.code(),
@@ -466,11 +473,31 @@ mod tests {
         let a = "0".repeat(64);
         // A reader is a department or an application, not both, not neither.
         assert!(parse(&[
-            "vault", "fetch", &a, "--key", "k", "--department", "tax", "--purpose", "P",
-            "--out", "o"
+            "vault",
+            "fetch",
+            &a,
+            "--key",
+            "k",
+            "--department",
+            "tax",
+            "--purpose",
+            "P",
+            "--out",
+            "o"
         ])
         .is_ok());
-        assert!(parse(&["vault", "fetch", &a, "--key", "k", "--purpose", "P", "--out", "o"]).is_err());
+        assert!(parse(&[
+            "vault",
+            "fetch",
+            &a,
+            "--key",
+            "k",
+            "--purpose",
+            "P",
+            "--out",
+            "o"
+        ])
+        .is_err());
         assert!(parse(&[
             "vault",
             "fetch",
@@ -561,6 +588,9 @@ mod tests {
             panic!("issue did not parse");
         };
         assert_eq!(claims[0].key.as_str(), "licence_no");
-        assert_eq!(valid_from.map(|t| t.to_string()).as_deref(), Some("2024-03-01T00:00:00.000Z"));
+        assert_eq!(
+            valid_from.map(|t| t.to_string()).as_deref(),
+            Some("2024-03-01T00:00:00.000Z")
+        );
     }
 }

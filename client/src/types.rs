@@ -51,7 +51,8 @@ pub struct FetchedDocument {
     pub media_type: Option<String>,
     /// Bytes received.
     pub size: u64,
-    /// The node's verdict on the attestation at the time of the fetch.
+    /// The node's verdict on the attestation at the time of the fetch, its `file_digest` check
+    /// passed by the client from the bytes received.
     pub verdict: Verdict,
 }
 

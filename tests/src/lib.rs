@@ -20,6 +20,8 @@ use vault_node::deploy;
 use vault_protocol::crypto::{CryptoSuite, KeyPair};
 use vault_protocol::genesis::Genesis;
 use vault_protocol::ids::{DepartmentId, Timestamp};
+use vault_protocol::access::{AccessRequest, RequestAction, Requester, SignedAccessRequest};
+use vault_protocol::encoding::Canonical;
 use vault_protocol::tx::{SignedTransaction, Transaction, TxBody};
 
 /// One node of a [`Cluster`].
@@ -237,6 +239,100 @@ impl Cluster {
         Ok((status, resp.json().await.unwrap_or(Value::Null)))
     }
 
+    /// A signed vault request on this chain, made now, with a fresh nonce.
+    pub fn request(&self, requester: Requester, action: RequestAction, key: &KeyPair) -> String {
+        let signed = AccessRequest {
+            chain_id: self.genesis.chain_id.clone(),
+            requester,
+            action,
+            created_at: now(),
+            nonce: self
+                .nonce
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+        }
+        .sign(key);
+        request_header(&signed)
+    }
+
+    /// Uploads `file` to node `i` as `requester` (signed with `key`).
+    pub async fn upload(
+        &self,
+        i: usize,
+        requester: Requester,
+        key: &KeyPair,
+        file: &[u8],
+    ) -> Result<(u16, Value)> {
+        let digest = CryptoSuite::Ed25519Sha256.file_digest(file);
+        let header = self.request(
+            requester,
+            RequestAction::Upload {
+                digest,
+                size: file.len() as u64,
+            },
+            key,
+        );
+        let resp = self
+            .http
+            .put(format!("{}/v1/documents/{digest}", self.nodes[i].url))
+            .header("vault-request", header)
+            .header("content-type", "application/pdf")
+            .body(file.to_vec())
+            .send()
+            .await?;
+        let status = resp.status().as_u16();
+        Ok((status, resp.json().await.unwrap_or(Value::Null)))
+    }
+
+    /// Reads an attestation's document through node `i` with a signed request header (or none).
+    pub async fn read_document(
+        &self,
+        i: usize,
+        attestation: &str,
+        header: Option<String>,
+    ) -> Result<Read> {
+        let mut req = self.http.get(format!(
+            "{}/v1/attestations/{attestation}/document",
+            self.nodes[i].url
+        ));
+        if let Some(h) = header {
+            req = req.header("vault-request", h);
+        }
+        let resp = req.send().await?;
+        let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
+        let body = resp.bytes().await?.to_vec();
+        let error = if status >= 400 {
+            serde_json::from_slice::<Value>(&body).ok()
+        } else {
+            None
+        };
+        Ok(Read {
+            status,
+            source: headers
+                .get("vault-source")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string),
+            body,
+            error,
+        })
+    }
+
+    /// `POST /v1/verify` with a file as the raw body (and optionally an attestation id).
+    pub async fn verify(&self, i: usize, file: &[u8], attestation: Option<&str>) -> Result<Value> {
+        let mut url = format!("{}/v1/verify", self.nodes[i].url);
+        if let Some(a) = attestation {
+            url.push_str(&format!("?attestation={a}"));
+        }
+        let resp = self
+            .http
+            .post(url)
+            .header("content-type", "application/pdf")
+            .body(file.to_vec())
+            .send()
+            .await?;
+        Ok(resp.json().await?)
+    }
+
     /// A transaction on this chain, made now, with a fresh nonce.
     pub fn tx(&self, body: TxBody) -> Transaction {
         Transaction {
@@ -259,6 +355,35 @@ impl Drop for Cluster {
             }
         }
     }
+}
+
+/// The answer to a document read.
+#[derive(Debug)]
+pub struct Read {
+    /// HTTP status.
+    pub status: u16,
+    /// The department whose node held the file (on success).
+    pub source: Option<String>,
+    /// The file (on success).
+    pub body: Vec<u8>,
+    /// The error (on failure).
+    pub error: Option<Value>,
+}
+
+impl Read {
+    /// The error code, if refused.
+    pub fn code(&self) -> &str {
+        self.error
+            .as_ref()
+            .and_then(|e| e["error"]["code"].as_str())
+            .unwrap_or("")
+    }
+}
+
+/// The `Vault-Request` header value of a signed request.
+pub fn request_header(signed: &SignedAccessRequest) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(signed.encode())
 }
 
 /// Now, as a protocol timestamp.

@@ -45,7 +45,7 @@ pub fn bulk_issue(ctx: &Ctx, a: BulkArgs) -> Result<Exit> {
     let state_path = a.state.unwrap_or_else(|| default_state_path(&a.manifest));
     let manifest = Manifest::read(&a.manifest, &files_dir)?;
     let loaded = BulkState::load(&state_path)?;
-    let mut state = BulkState::resume(&state_path, loaded, manifest.sha256, &a.department)?;
+    let mut state = BulkState::resume(&state_path, loaded, &manifest, &a.department)?;
     let job = BulkIssue {
         chain_id: ctx.chain_id()?,
         department: a.department,

@@ -11,9 +11,7 @@ use vault_client::{file_digest, guess_media_type, read_request, upload_request, 
 use vault_protocol::access::Requester;
 use vault_protocol::crypto::{Digest, KeyPair, PublicKey};
 use vault_protocol::ids::{AttestationId, DepartmentId, DocTypeCode, Timestamp};
-use vault_protocol::tx::{
-    Attestation, Claim, Enrolment, StatusAction, StatusChange, TxBody,
-};
+use vault_protocol::tx::{Attestation, Claim, Enrolment, StatusAction, StatusChange, TxBody};
 use vault_protocol::uscc::Uscc;
 
 use super::output::{self, size, transfer_bar, when};
@@ -39,7 +37,10 @@ pub fn enrol(
         v["uscc"] = json!(uscc);
         output::json(&v);
     } else {
-        println!("enrolled {uscc} with key {enterprise_key}: {}", s.describe());
+        println!(
+            "enrolled {uscc} with key {enterprise_key}: {}",
+            s.describe()
+        );
     }
     Ok(Exit::Ok)
 }
@@ -104,26 +105,36 @@ pub fn issue(ctx: &Ctx, a: IssueArgs) -> Result<Exit> {
     let upload = if a.no_upload {
         None
     } else {
-        let u = upload_file(
-            ctx,
-            &k,
-            Requester::Department(a.department.clone()),
-            &a.file,
-            digest,
-            len,
-            None,
-        )?;
+        // A file the node holds already need not travel again.
+        let held = ctx.node.document_meta(&digest).ok().flatten();
+        let u = match held {
+            Some(meta) => UploadReceipt {
+                digest: meta.digest,
+                size: meta.size,
+                media_type: meta.media_type,
+                already_held: true,
+            },
+            None => upload_file(
+                ctx,
+                &k,
+                Requester::Department(a.department.clone()),
+                &a.file,
+                digest,
+                len,
+                None,
+            )?,
+        };
         if !ctx.json {
+            let what = if u.already_held {
+                "is in the node's vault already"
+            } else {
+                "uploaded to the node's vault"
+            };
             println!(
-                "uploaded {} to the vault: {}, SHA-256 {}{}",
+                "{} {what}: {}, SHA-256 {}",
                 a.file.display(),
                 size(u.size),
-                u.digest,
-                if u.already_held {
-                    " (the node held it already)"
-                } else {
-                    ""
-                }
+                u.digest
             );
         }
         Some(u)
@@ -215,14 +226,19 @@ pub fn fetch(
         Some(d) => Requester::Department(d),
         None => Requester::Application(k.public()),
     };
-    let signed = read_request(&ctx.chain_id()?, requester.clone(), attestation, purpose, &k)?;
+    let signed = read_request(
+        &ctx.chain_id()?,
+        requester.clone(),
+        attestation,
+        purpose,
+        &k,
+    )?;
     // Received into a temporary file beside the destination, which appears only once the
     // document is checked.
     let mut part_name = out.as_os_str().to_owned();
     part_name.push(".part");
     let part = PathBuf::from(part_name);
-    let mut f =
-        fs::File::create(&part).with_context(|| format!("creating {}", part.display()))?;
+    let mut f = fs::File::create(&part).with_context(|| format!("creating {}", part.display()))?;
     let fetched = ctx.node.fetch_document(&signed, &attestation, &mut f);
     drop(f);
     let fetched = match fetched {
@@ -260,7 +276,7 @@ pub fn fetch(
                 .map(|m| format!(", {m}"))
                 .unwrap_or_default()
         );
-        println!("  read as   {requester}, purpose {purpose}");
+        println!("  read as   {requester}, for purpose {purpose}");
         println!("  grant     {}", fetched.grant);
         println!(
             "  from      the vault of department {} (through {})",

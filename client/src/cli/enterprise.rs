@@ -25,8 +25,7 @@ pub fn upload(
     media_type: Option<&str>,
 ) -> Result<Exit> {
     let k = read_key(key)?;
-    let (digest, len) =
-        file_digest(file).with_context(|| format!("reading {}", file.display()))?;
+    let (digest, len) = file_digest(file).with_context(|| format!("reading {}", file.display()))?;
     let u = upload_file(ctx, &k, requester, file, digest, len, media_type)?;
     if ctx.json {
         output::json(&u);
@@ -182,7 +181,13 @@ pub fn grants(
         .collect();
     table(
         &[
-            "GRANT", "ENTERPRISE", "GRANTEE", "SCOPE", "PURPOSE", "EXPIRES", "STATE",
+            "GRANT",
+            "ENTERPRISE",
+            "GRANTEE",
+            "SCOPE",
+            "PURPOSE",
+            "EXPIRES",
+            "STATE",
         ],
         &rows,
     );

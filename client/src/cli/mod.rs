@@ -10,9 +10,9 @@ use std::path::Path;
 
 use anyhow::{Context, Result};
 use serde_json::{json, Value};
+use vault_client::requests::{now, random_nonce};
 use vault_client::Client;
 use vault_protocol::crypto::{CryptoSuite, KeyPair};
-use vault_client::requests::{now, random_nonce};
 use vault_protocol::ids::{ChainId, Timestamp, TxId};
 use vault_protocol::tx::{Transaction, TxBody};
 

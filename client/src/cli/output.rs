@@ -185,11 +185,7 @@ pub fn print_verdict(v: &Verdict) {
             .reason
             .map(|r| format!(" [{}]", r.code()))
             .unwrap_or_default();
-        println!(
-            "  {mark} {:<18} {}{reason}",
-            name_of(&c.check),
-            c.detail
-        );
+        println!("  {mark} {:<18} {}{reason}", name_of(&c.check), c.detail);
     }
 }
 
@@ -235,6 +231,9 @@ mod tests {
         assert_eq!(size(512), "512 bytes");
         assert_eq!(size(1536), "1.5 KiB (1536 bytes)");
         assert_eq!(size(3 * 1024 * 1024), "3.0 MiB (3145728 bytes)");
-        assert_eq!(when(Timestamp(1_795_700_000_123)), "2026-11-26 13:33:20 UTC");
+        assert_eq!(
+            when(Timestamp(1_795_700_000_123)),
+            "2026-11-26 13:33:20 UTC"
+        );
     }
 }
