@@ -16,7 +16,9 @@ use vault_protocol::block::BlockHeader;
 use vault_protocol::crypto::{Digest, PublicKey};
 use vault_protocol::encoding::{Canonical, DecodeError};
 use vault_protocol::ids::{AttestationId, BlockHash, DepartmentId, GrantId, Timestamp, TxId};
-use vault_protocol::state::{self, AttestationRecord, GrantRecord, ReceiptRecord, TxError, TxLocation};
+use vault_protocol::state::{
+    self, AttestationRecord, GrantRecord, ReceiptRecord, TxError, TxLocation,
+};
 use vault_protocol::tx::{Grantee, SignedTransaction};
 use vault_protocol::uscc::Uscc;
 use vault_protocol::verify::{verify_attestation, Verdict};
@@ -221,9 +223,31 @@ fn parse_signed(headers: &HeaderMap, body: &Bytes) -> ApiResult<SignedTransactio
     if binary {
         Ok(SignedTransaction::decode(body)?)
     } else {
-        serde_json::from_slice(body).map_err(|e| {
+        let value: Value = serde_json::from_slice(body)
+            .map_err(|e| ApiError::bad_request("invalid_json", format!("not JSON: {e}")))?;
+        check_usccs(&value)?;
+        serde_json::from_value(value).map_err(|e| {
             ApiError::bad_request("invalid_json", format!("not a signed transaction: {e}"))
         })
+    }
+}
+
+/// Refuses a transaction naming an invalid USCC with the GB 32100-2015 rule that failed (as its
+/// code), rather than a generic decoding error.
+fn check_usccs(v: &Value) -> ApiResult<()> {
+    match v {
+        Value::Object(map) => {
+            for (k, item) in map {
+                if let ("enterprise" | "subject", Value::String(s)) = (k.as_str(), item) {
+                    Uscc::parse(s)
+                        .map_err(|e| ApiError::bad_request(e.code(), format!("{k} {s:?}: {e}")))?;
+                }
+                check_usccs(item)?;
+            }
+            Ok(())
+        }
+        Value::Array(items) => items.iter().try_for_each(check_usccs),
+        _ => Ok(()),
     }
 }
 
@@ -595,60 +619,62 @@ async fn verify(
         .unwrap_or("")
         .to_ascii_lowercase();
     let mut attestation = q.attestation;
-    let digest: Digest = if content_type.starts_with("application/json") {
-        let body = axum::body::to_bytes(request.into_body(), 64 * 1024)
-            .await
-            .map_err(|e| ApiError::bad_request("invalid_body", e.to_string()))?;
-        let j: VerifyJson = serde_json::from_slice(&body).map_err(|e| {
-            ApiError::bad_request(
-                "invalid_json",
-                format!("expected {{\"digest\": hex, \"attestation\"?: hex}}: {e}"),
-            )
-        })?;
-        attestation = attestation.or(j.attestation);
-        parse_digest(&j.digest, "digest")?
-    } else if content_type.starts_with("multipart/form-data") {
-        let mut form = axum::extract::Multipart::from_request(request, &())
-            .await
-            .map_err(|e| ApiError::bad_request("invalid_multipart", e.body_text()))?;
-        let mut found = None;
-        loop {
-            let field = form
-                .next_field()
+    let digest: Digest =
+        if content_type.starts_with("application/json") {
+            let body = axum::body::to_bytes(request.into_body(), 64 * 1024)
+                .await
+                .map_err(|e| ApiError::bad_request("invalid_body", e.to_string()))?;
+            let j: VerifyJson = serde_json::from_slice(&body).map_err(|e| {
+                ApiError::bad_request(
+                    "invalid_json",
+                    format!("expected {{\"digest\": hex, \"attestation\"?: hex}}: {e}"),
+                )
+            })?;
+            attestation = attestation.or(j.attestation);
+            parse_digest(&j.digest, "digest")?
+        } else if content_type.starts_with("multipart/form-data") {
+            let mut form = axum::extract::Multipart::from_request(request, &())
                 .await
                 .map_err(|e| ApiError::bad_request("invalid_multipart", e.body_text()))?;
-            let Some(mut field) = field else { break };
-            match field.name() {
-                Some("file") => {
-                    let stream = futures::stream::poll_fn(move |cx| {
-                        use futures::Stream;
-                        std::pin::Pin::new(&mut field).poll_next(cx)
-                    });
-                    found = Some(hash_stream(stream, limit).await?);
+            let mut found = None;
+            loop {
+                let field = form
+                    .next_field()
+                    .await
+                    .map_err(|e| ApiError::bad_request("invalid_multipart", e.body_text()))?;
+                let Some(mut field) = field else { break };
+                match field.name() {
+                    Some("file") => {
+                        let stream = futures::stream::poll_fn(move |cx| {
+                            use futures::Stream;
+                            std::pin::Pin::new(&mut field).poll_next(cx)
+                        });
+                        found = Some(hash_stream(stream, limit).await?);
+                    }
+                    Some("attestation") => {
+                        let t = field.text().await.map_err(|e| {
+                            ApiError::bad_request("invalid_multipart", e.body_text())
+                        })?;
+                        attestation = Some(t.trim().to_string());
+                    }
+                    Some("digest") => {
+                        let t = field.text().await.map_err(|e| {
+                            ApiError::bad_request("invalid_multipart", e.body_text())
+                        })?;
+                        found = Some(parse_digest(t.trim(), "digest")?);
+                    }
+                    _ => {}
                 }
-                Some("attestation") => {
-                    let t = field
-                        .text()
-                        .await
-                        .map_err(|e| ApiError::bad_request("invalid_multipart", e.body_text()))?;
-                    attestation = Some(t.trim().to_string());
-                }
-                Some("digest") => {
-                    let t = field
-                        .text()
-                        .await
-                        .map_err(|e| ApiError::bad_request("invalid_multipart", e.body_text()))?;
-                    found = Some(parse_digest(t.trim(), "digest")?);
-                }
-                _ => {}
             }
-        }
-        found.ok_or_else(|| {
-            ApiError::bad_request("missing_file", "the form has no part named \"file\" (or \"digest\")")
-        })?
-    } else {
-        hash_stream(request.into_body().into_data_stream(), limit).await?
-    };
+            found.ok_or_else(|| {
+                ApiError::bad_request(
+                    "missing_file",
+                    "the form has no part named \"file\" (or \"digest\")",
+                )
+            })?
+        } else {
+            hash_stream(request.into_body().into_data_stream(), limit).await?
+        };
     let view = ctx.store.snapshot();
     let mut out = Vec::new();
     if let Some(a) = attestation.filter(|a| !a.is_empty()) {

@@ -8,10 +8,10 @@ use std::time::SystemTime;
 use tokio::sync::{mpsc, watch};
 use vault_protocol::genesis::Genesis;
 use vault_protocol::governance::Governance;
-use vault_protocol::ids::{DepartmentId, Timestamp};
-use vault_protocol::state::{self, ChainHead};
 use vault_protocol::ids::TxId;
+use vault_protocol::ids::{DepartmentId, Timestamp};
 use vault_protocol::state::TxError;
+use vault_protocol::state::{self, ChainHead};
 use vault_protocol::tx::SignedTransaction;
 
 use crate::pool::{AdmitError, Pool, TxOutcome};

@@ -224,11 +224,11 @@ impl Documents {
             )
             .next()
         {
-            Some(Ok((k, _))) => u64::from_be_bytes(k.as_ref().try_into().map_err(|_| {
-                DocumentError::Corrupt {
+            Some(Ok((k, _))) => {
+                u64::from_be_bytes(k.as_ref().try_into().map_err(|_| DocumentError::Corrupt {
                     what: "journal key is not 8 bytes".into(),
-                }
-            })?),
+                })?)
+            }
             Some(Err(e)) => return Err(e.into()),
             None => 0,
         };
@@ -336,7 +336,8 @@ impl Documents {
             chunk_key(blob, 0),
             chunk_key(blob, u32::MAX),
         )?;
-        self.db.delete_cf(self.cf(CF_CHUNKS), chunk_key(blob, u32::MAX))?;
+        self.db
+            .delete_cf(self.cf(CF_CHUNKS), chunk_key(blob, u32::MAX))?;
         Ok(())
     }
 
@@ -394,11 +395,10 @@ impl Documents {
             .take(max)
         {
             let (k, v) = item?;
-            let seq = u64::from_be_bytes(k.as_ref().try_into().map_err(|_| {
-                DocumentError::Corrupt {
+            let seq =
+                u64::from_be_bytes(k.as_ref().try_into().map_err(|_| DocumentError::Corrupt {
                     what: "journal key is not 8 bytes".into(),
-                }
-            })?);
+                })?);
             let entry = borsh::from_slice(&v).map_err(|e| DocumentError::Corrupt {
                 what: format!("journal entry {seq}: {e}"),
             })?;
@@ -736,9 +736,7 @@ mod tests {
         let mut w = docs.writer().unwrap();
         w.write(&data).unwrap();
         let other = sha(b"other");
-        let e = w
-            .finish(&other, None, "x", "t", Timestamp(1))
-            .unwrap_err();
+        let e = w.finish(&other, None, "x", "t", Timestamp(1)).unwrap_err();
         assert!(matches!(e, DocumentError::DigestMismatch { .. }));
         let mut w = docs.writer().unwrap();
         w.write(&data).unwrap();

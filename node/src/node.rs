@@ -16,10 +16,10 @@ use crate::chain::Chain;
 use crate::config::NodeConfig;
 use crate::consensus::{self, AppParts, CHANNELS, CHANNEL_TRANSACTIONS};
 use crate::context::NodeContext;
+use crate::documents::{Documents, VaultKey};
 use crate::p2p::{Network, P2pSettings};
 use crate::pool::Pool;
 use crate::store::Store;
-use crate::documents::{Documents, VaultKey};
 use crate::vault::Vault;
 use crate::{api, deploy, keys, receipts, vault_api};
 
@@ -154,7 +154,10 @@ async fn run(
     .with_context(|| format!("opening the document vault in {}", cfg.data_dir.display()))?;
     let pending = docs.journal(usize::MAX)?.len();
     if pending > 0 {
-        tracing::info!(reads = pending, "served reads waiting to be recorded on the ledger");
+        tracing::info!(
+            reads = pending,
+            "served reads waiting to be recorded on the ledger"
+        );
     }
     let vault = Vault::new(ctx.clone(), Arc::new(docs), Some(net.clone()));
     vault.spawn_transfer_server()?;

@@ -128,8 +128,16 @@ impl Pool {
             return Err(TxError::Duplicate { tx: id }.into());
         }
         let mut inner = self.lock();
-        if inner.txs.contains_key(&id) {
-            return Ok((verified, false));
+        if let Some((seq, existing)) = inner.txs.get(&id) {
+            // The id covers the transaction, not its signatures: a governance change may come
+            // back with more endorsements (a quorum being collected). Keep the better-endorsed.
+            if verified.signed().endorsements.len() > existing.signed().endorsements.len() {
+                let seq = *seq;
+                inner.txs.insert(id, (seq, verified.clone()));
+                inner.rejected.remove(&id);
+                return Ok((verified, true));
+            }
+            return Ok((existing.clone(), false));
         }
         if inner.txs.len() >= self.capacity {
             return Err(AdmitError::Full {
@@ -259,5 +267,70 @@ impl Pool {
                 self.reject(rejected);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use vault_protocol::ledger::{MemoryLedger, TestNetwork};
+    use vault_protocol::tx::{GovernanceAction, TxBody};
+
+    #[test]
+    fn a_governance_change_with_more_endorsements_replaces_the_pending_one() {
+        let net = TestNetwork::new(&["samr", "tax", "hrss", "housing"]);
+        let ledger = MemoryLedger::new(net.genesis.clone()).unwrap();
+        let gov = ledger.governance().unwrap();
+        let t = net.genesis.genesis_time.plus(1_000);
+        let tx = net.tx(
+            t,
+            TxBody::Governance(GovernanceAction::RemoveDepartment {
+                department: vault_protocol::ids::DepartmentId::new("hrss").unwrap(),
+            }),
+        );
+        let signers = |ids: &[&str]| -> Vec<vault_protocol::crypto::KeyPair> {
+            ids.iter()
+                .map(|d| net.department(d).signing.clone())
+                .collect()
+        };
+        let two = signers(&["samr", "tax"]);
+        let three = signers(&["samr", "tax", "housing"]);
+        let pool = Pool::new(10);
+        let head = ledger.head();
+        let (a, new) = pool
+            .admit(
+                ledger.state(),
+                &gov,
+                &head,
+                t,
+                tx.clone().sign(&two.iter().collect::<Vec<_>>()).unwrap(),
+            )
+            .unwrap();
+        assert!(new);
+        let (b, new) = pool
+            .admit(
+                ledger.state(),
+                &gov,
+                &head,
+                t,
+                tx.clone().sign(&three.iter().collect::<Vec<_>>()).unwrap(),
+            )
+            .unwrap();
+        assert!(new, "the better-endorsed version is spread");
+        assert_eq!(a.id(), b.id());
+        assert_eq!(pool.len(), 1);
+        assert_eq!(pool.pending(10)[0].signed().endorsements.len(), 3);
+        // A version with fewer endorsements does not replace it.
+        let (c, new) = pool
+            .admit(
+                ledger.state(),
+                &gov,
+                &head,
+                t,
+                tx.sign(&two.iter().collect::<Vec<_>>()).unwrap(),
+            )
+            .unwrap();
+        assert!(!new);
+        assert_eq!(c.signed().endorsements.len(), 3);
     }
 }

@@ -29,14 +29,14 @@ pub fn spawn_recorder(vault: Arc<Vault>, signing: KeyPair) {
             match record_once(&vault, &signing).await {
                 Ok(true) => continue,
                 Ok(false) => {}
-                Err(e) => tracing::warn!(error = %e, "recording access receipts failed; will retry"),
+                Err(e) => {
+                    tracing::warn!(error = %e, "recording access receipts failed; will retry")
+                }
             }
             // Wake on a new read, or poll (the head's time moves on without us).
-            let _ = tokio::time::timeout(
-                Duration::from_millis(300),
-                vault.journal_written.notified(),
-            )
-            .await;
+            let _ =
+                tokio::time::timeout(Duration::from_millis(300), vault.journal_written.notified())
+                    .await;
         }
     });
 }

@@ -194,16 +194,28 @@ impl Vault {
     /// Serves a read: authorised against this node's ledger state, from this node's vault or
     /// fetched from the node that holds the file, digest-checked, and journaled for the ledger
     /// before anything is handed over.
-    pub async fn read(&self, auth: &AuthenticatedRequest, at: Timestamp) -> Result<Served, VaultError> {
+    pub async fn read(
+        &self,
+        auth: &AuthenticatedRequest,
+        at: Timestamp,
+    ) -> Result<Served, VaultError> {
         let permitted = access::authorise_read(&self.ctx.store.snapshot(), auth, at)?;
         let digest = permitted.attestation.attestation.file_digest;
         let (reader, size, media_type, source) = match self.docs.meta(&digest)? {
             Some(meta) => {
-                let reader = self.docs.reader(&digest)?.ok_or_else(|| VaultError::NotHeld {
-                    digest,
-                    asked: "this node".into(),
-                })?;
-                (reader, meta.size, meta.media_type, self.ctx.department.clone())
+                let reader = self
+                    .docs
+                    .reader(&digest)?
+                    .ok_or_else(|| VaultError::NotHeld {
+                        digest,
+                        asked: "this node".into(),
+                    })?;
+                (
+                    reader,
+                    meta.size,
+                    meta.media_type,
+                    self.ctx.department.clone(),
+                )
             }
             None => self.fetch(auth.signed(), &permitted).await?,
         };
@@ -254,10 +266,12 @@ impl Vault {
         let mut bad: Option<VaultError> = None;
         for (dept, key) in candidates {
             asked.push(dept.to_string());
-            let attempt =
-                tokio::time::timeout(TRANSFER_TIMEOUT, self.fetch_from(net, &dept, &key, signed, &digest))
-                    .await
-                    .unwrap_or_else(|_| Err(FetchOutcome::Failed("timed out".into())));
+            let attempt = tokio::time::timeout(
+                TRANSFER_TIMEOUT,
+                self.fetch_from(net, &dept, &key, signed, &digest),
+            )
+            .await
+            .unwrap_or_else(|_| Err(FetchOutcome::Failed("timed out".into())));
             match attempt {
                 Ok((blob, media_type)) => {
                     let size = blob.size();
@@ -314,7 +328,10 @@ impl Vault {
         stream.write_all(&req).await.map_err(|e| failed(&e))?;
         stream.flush().await.map_err(|e| failed(&e))?;
         let mut status = [0u8; 1];
-        stream.read_exact(&mut status).await.map_err(|e| failed(&e))?;
+        stream
+            .read_exact(&mut status)
+            .await
+            .map_err(|e| failed(&e))?;
         match status[0] {
             0 => {}
             1 => {
@@ -326,8 +343,7 @@ impl Vault {
                 }
                 let mut buf = vec![0u8; len];
                 stream.read_exact(&mut buf).await.map_err(|e| failed(&e))?;
-                let v: serde_json::Value =
-                    serde_json::from_slice(&buf).map_err(|e| failed(&e))?;
+                let v: serde_json::Value = serde_json::from_slice(&buf).map_err(|e| failed(&e))?;
                 return Err(FetchOutcome::Refused {
                     code: v["code"].as_str().unwrap_or("refused").to_string(),
                     message: v["message"].as_str().unwrap_or("").to_string(),
@@ -347,8 +363,12 @@ impl Vault {
         let mut mlen = [0u8; 2];
         stream.read_exact(&mut mlen).await.map_err(|e| failed(&e))?;
         let mut media = vec![0u8; u16::from_le_bytes(mlen) as usize];
-        stream.read_exact(&mut media).await.map_err(|e| failed(&e))?;
-        let media_type = String::from_utf8(media).unwrap_or_else(|_| "application/octet-stream".into());
+        stream
+            .read_exact(&mut media)
+            .await
+            .map_err(|e| failed(&e))?;
+        let media_type =
+            String::from_utf8(media).unwrap_or_else(|_| "application/octet-stream".into());
         let mut writer = self.docs.writer().map_err(|e| failed(&e))?;
         let mut left = size;
         let mut buf = vec![0u8; READ_PIECE];
@@ -411,7 +431,11 @@ impl Vault {
                 .into());
             }
         }
-        Ok(access::authorise_read(&self.ctx.store.snapshot(), &auth, t)?)
+        Ok(access::authorise_read(
+            &self.ctx.store.snapshot(),
+            &auth,
+            t,
+        )?)
     }
 
     async fn serve_transfer(
@@ -459,7 +483,9 @@ impl Vault {
         stream.write_all(&meta.size.to_le_bytes()).await?;
         let media = meta.media_type.as_bytes();
         let media = &media[..media.len().min(u16::MAX as usize)];
-        stream.write_all(&(media.len() as u16).to_le_bytes()).await?;
+        stream
+            .write_all(&(media.len() as u16).to_le_bytes())
+            .await?;
         stream.write_all(media).await?;
         let chunks = reader.into_stream();
         futures::pin_mut!(chunks);

@@ -31,7 +31,9 @@ pub fn router(vault: Arc<Vault>) -> Router {
     Router::new()
         .route(
             "/v1/documents/{digest}",
-            get(document_meta).put(upload).layer(DefaultBodyLimit::disable()),
+            get(document_meta)
+                .put(upload)
+                .layer(DefaultBodyLimit::disable()),
         )
         .route("/v1/attestations/{id}/document", get(read_document))
         .with_state(vault)

@@ -17,11 +17,11 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use serde_json::Value;
 use vault_node::deploy;
+use vault_protocol::access::{AccessRequest, RequestAction, Requester, SignedAccessRequest};
 use vault_protocol::crypto::{CryptoSuite, KeyPair};
+use vault_protocol::encoding::Canonical;
 use vault_protocol::genesis::Genesis;
 use vault_protocol::ids::{DepartmentId, Timestamp};
-use vault_protocol::access::{AccessRequest, RequestAction, Requester, SignedAccessRequest};
-use vault_protocol::encoding::Canonical;
 use vault_protocol::tx::{SignedTransaction, Transaction, TxBody};
 
 /// One node of a [`Cluster`].
