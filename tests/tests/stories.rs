@@ -90,7 +90,7 @@ fn grant_tx(
 ) -> Result<SignedTransaction> {
     let mut codes = types
         .iter()
-        .map(|t| DocTypeCode::new(*t))
+        .map(|t| DocTypeCode::new(t))
         .collect::<Result<Vec<_>, _>>()?;
     codes.sort();
     Ok(c.tx(TxBody::Grant(Grant {
