@@ -265,6 +265,37 @@ enum Cmd {
         #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u64).range(1..=10_000))]
         batch: u64,
     },
+    /// Measure a local network: committed attestations/s, commit latency, the verify API,
+    /// catch-up and disk per attestation, each against this machine's ed25519 ceiling.
+    Bench {
+        /// Departments in the network the bench starts (with `vault-node testnet`).
+        #[arg(long, default_value_t = 4)]
+        nodes: usize,
+        /// Target a running testnet by its testnet.json instead of starting one.
+        #[arg(long)]
+        target: Option<PathBuf>,
+        /// Attestations per throughput run.
+        #[arg(long, default_value_t = 20_000)]
+        attestations: usize,
+        /// Throughput runs; the median is reported.
+        #[arg(long, default_value_t = 3)]
+        runs: usize,
+        /// Attestations committed while one node is down, then caught up (0 skips).
+        #[arg(long, default_value_t = 100_000)]
+        catch_up: usize,
+        /// Seconds of verify-API load.
+        #[arg(long, default_value_t = 5.0)]
+        verify_seconds: f64,
+        /// Seconds of load per latency measurement.
+        #[arg(long, default_value_t = 5.0)]
+        latency_seconds: f64,
+        /// Concurrent HTTP clients.
+        #[arg(long, default_value_t = 16)]
+        concurrency: usize,
+        /// First port of the network the bench starts (HTTP base+i, p2p base+100+i).
+        #[arg(long, default_value_t = 18710)]
+        base_port: u16,
+    },
 }
 
 fn parse_claim_arg(s: &str) -> Result<Claim, String> {
@@ -342,6 +373,28 @@ fn run(cli: Cli) -> Result<Exit> {
             Ok(Exit::Ok)
         }
         Cmd::Status => cli::verifier::status(&ctx),
+        Cmd::Bench {
+            nodes,
+            target,
+            attestations,
+            runs,
+            catch_up,
+            verify_seconds,
+            latency_seconds,
+            concurrency,
+            base_port,
+        } => cli::bench::run(cli::bench::BenchArgs {
+            nodes,
+            target,
+            attestations,
+            runs: runs.max(1),
+            catch_up,
+            verify_seconds,
+            latency_seconds,
+            concurrency,
+            base_port,
+            json: ctx.json,
+        }),
         Cmd::Enrol {
             key,
             department,

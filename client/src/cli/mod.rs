@@ -1,5 +1,6 @@
 //! The `vault` commands, by kind of user: departments, enterprises, verifiers, and bulk issue.
 
+pub mod bench;
 pub mod bulk;
 pub mod department;
 pub mod enterprise;
