@@ -202,7 +202,7 @@ async fn status(State(ctx): State<Arc<NodeContext>>) -> ApiResult<Json<Value>> {
 
 async fn governance(State(ctx): State<Arc<NodeContext>>) -> ApiResult<Json<Value>> {
     Ok(Json(
-        serde_json::to_value(ctx.governance()?).unwrap_or(Value::Null),
+        serde_json::to_value(&*ctx.governance()?).unwrap_or(Value::Null),
     ))
 }
 

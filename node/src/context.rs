@@ -9,7 +9,7 @@ use tokio::sync::{mpsc, watch};
 use vault_protocol::genesis::Genesis;
 use vault_protocol::governance::Governance;
 use vault_protocol::ids::TxId;
-use vault_protocol::ids::{DepartmentId, Timestamp};
+use vault_protocol::ids::{BlockHash, DepartmentId, Timestamp};
 use vault_protocol::state::TxError;
 use vault_protocol::state::{self, ChainHead};
 use vault_protocol::tx::SignedTransaction;
@@ -49,6 +49,8 @@ pub struct NodeContext {
     pub p2p_address: String,
     /// Largest request body (files to verify included).
     pub max_body_bytes: usize,
+    /// The governance state decoded at a head, reused until the head moves.
+    pub governance_cache: Mutex<Option<(BlockHash, Arc<Governance>)>>,
 }
 
 impl NodeContext {
@@ -57,9 +59,25 @@ impl NodeContext {
         self.head.borrow().clone()
     }
 
-    /// The current governance state.
-    pub fn governance(&self) -> Result<Governance, StoreError> {
-        Ok(state::governance(&self.store.snapshot())?)
+    /// The current governance state (decoded once per committed block).
+    pub fn governance(&self) -> Result<Arc<Governance>, StoreError> {
+        let head = self.head().hash;
+        if let Ok(cache) = self.governance_cache.lock() {
+            if let Some((at, gov)) = cache.as_ref() {
+                if *at == head {
+                    return Ok(gov.clone());
+                }
+            }
+        }
+        // Read at a snapshot, then label it with the head it was read at; a block committed in
+        // between only makes the next call read again.
+        let snapshot = self.store.snapshot();
+        let gov = Arc::new(state::governance(&snapshot)?);
+        let at = state::head(&snapshot)?.hash;
+        if let Ok(mut cache) = self.governance_cache.lock() {
+            *cache = Some((at, gov.clone()));
+        }
+        Ok(gov)
     }
 
     /// Whether this node has committed every block it has heard of.

@@ -99,6 +99,7 @@ async fn run(
         http_url: format!("http://{}", cfg.http.listen),
         p2p_address: cfg.p2p.listen.clone(),
         max_body_bytes: cfg.http.max_body_bytes,
+        governance_cache: Mutex::new(None),
     });
 
     // Keep the status page's list of connected departments current.

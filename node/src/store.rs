@@ -4,7 +4,7 @@
 //! |---|---|---|
 //! | `meta` | `genesis` | the genesis document (canonical encoding) |
 //! | `headers` | height (u64, big-endian) | block header |
-//! | `bodies` | height | the block's signed transactions |
+//! | `bodies` | height ‖ index in the block (u32, big-endian) | one signed transaction (canonical encoding), so a transaction is read without its block |
 //! | `certs` | height | the block's finalization certificate (consensus engine's encoding) |
 //! | `hashes` | block hash | height |
 //! | `state` | protocol state key | protocol state value (see `vault_protocol::state::keys`) |
@@ -94,6 +94,13 @@ impl From<StoreError> for StateError {
             },
         }
     }
+}
+
+fn tx_key(height: u64, index: u32) -> [u8; 12] {
+    let mut k = [0u8; 12];
+    k[..8].copy_from_slice(&height.to_be_bytes());
+    k[8..].copy_from_slice(&index.to_be_bytes());
+    k
 }
 
 fn corrupt(what: impl Into<String>) -> StoreError {
@@ -250,11 +257,9 @@ impl Store {
         let key = height.to_be_bytes();
         let mut batch = WriteBatch::default();
         batch.put_cf(self.cf(CF_HEADERS), key, block.header.encode());
-        batch.put_cf(
-            self.cf(CF_BODIES),
-            key,
-            borsh::to_vec(&block.transactions).map_err(|e| corrupt(e.to_string()))?,
-        );
+        for (i, tx) in block.transactions.iter().enumerate() {
+            batch.put_cf(self.cf(CF_BODIES), tx_key(height, i as u32), tx.encode());
+        }
         if let Some(c) = certificate {
             batch.put_cf(self.cf(CF_CERTS), key, c);
         }
@@ -286,14 +291,27 @@ impl Store {
         let Some(header) = self.header(height)? else {
             return Ok(None);
         };
-        let body = self
-            .db
-            .get_cf(self.cf(CF_BODIES), height.to_be_bytes())?
-            .ok_or_else(|| corrupt(format!("block {height} has a header but no body")))?;
-        let transactions: BoundedVec<
-            SignedTransaction,
-            { vault_protocol::block::MAX_BLOCK_TRANSACTIONS },
-        > = borsh::from_slice(&body).map_err(|e| corrupt(format!("block {height} body: {e}")))?;
+        let mut txs = Vec::with_capacity(header.tx_count as usize);
+        let iter = self.db.iterator_cf(
+            self.cf(CF_BODIES),
+            IteratorMode::From(&tx_key(height, 0), Direction::Forward),
+        );
+        for item in iter {
+            let (k, v) = item?;
+            if !k.starts_with(&height.to_be_bytes()) {
+                break;
+            }
+            txs.push(decode::<SignedTransaction>(&v, "stored transaction")?);
+        }
+        if txs.len() != header.tx_count as usize {
+            return Err(corrupt(format!(
+                "block {height} has {} stored transactions, its header says {}",
+                txs.len(),
+                header.tx_count
+            )));
+        }
+        let transactions = BoundedVec::new(txs)
+            .map_err(|e| corrupt(format!("block {height} body: {e}")))?;
         Ok(Some(Block {
             header,
             transactions,
@@ -329,18 +347,16 @@ impl Store {
         let Some(loc) = state::tx_location(&snap, id)? else {
             return Ok(None);
         };
-        let block = self.block(loc.height)?.ok_or_else(|| {
-            corrupt(format!(
-                "transaction {id} points at missing block {}",
-                loc.height
-            ))
-        })?;
-        let tx = block
-            .transactions
-            .get(loc.index as usize)
-            .cloned()
-            .ok_or_else(|| corrupt(format!("transaction {id} points past the end of its block")))?;
-        Ok(Some((tx, loc)))
+        let bytes = self
+            .db
+            .get_cf(self.cf(CF_BODIES), tx_key(loc.height, loc.index))?
+            .ok_or_else(|| {
+                corrupt(format!(
+                    "transaction {id} points at block {} index {}, which is not stored",
+                    loc.height, loc.index
+                ))
+            })?;
+        Ok(Some((decode(&bytes, "stored transaction")?, loc)))
     }
 
     /// Where a committed transaction sits (`None` if not committed or unreadable).

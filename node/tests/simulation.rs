@@ -104,6 +104,7 @@ fn run(seed: u64) -> (String, Vec<BlockHash>, u64) {
                 http_url: String::new(),
                 p2p_address: String::new(),
                 max_body_bytes: 1 << 20,
+                governance_cache: Mutex::new(None),
             });
             let control = oracle.control(keys[i].clone());
             let quota = Quota::per_second(NZU32!(10_000));

@@ -11,6 +11,8 @@
 //!   domain-separation tag per kind of object.
 //! - [`tx`]: transactions, each signed by its author.
 //! - [`merkle`]: the ledger as an RFC 9162 Merkle log, with inclusion and consistency proofs.
+//! - [`checkpoint`]: C2SP checkpoints of that log in the signed-note format, cosigned by the
+//!   member departments, and consistency between them (split-view detection).
 //! - [`block`], [`genesis`], [`governance`]: the hash-chained blocks, the genesis document and
 //!   the governance state.
 //! - [`state`]: the pure ledger state machine with every permission rule, and its queries.
@@ -44,6 +46,7 @@
 
 pub mod access;
 pub mod block;
+pub mod checkpoint;
 pub mod crypto;
 pub mod encoding;
 pub mod genesis;
