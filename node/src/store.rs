@@ -310,8 +310,8 @@ impl Store {
                 header.tx_count
             )));
         }
-        let transactions = BoundedVec::new(txs)
-            .map_err(|e| corrupt(format!("block {height} body: {e}")))?;
+        let transactions =
+            BoundedVec::new(txs).map_err(|e| corrupt(format!("block {height} body: {e}")))?;
         Ok(Some(Block {
             header,
             transactions,

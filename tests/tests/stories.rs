@@ -31,7 +31,7 @@ use vault_protocol::tx::{
     GrantWithdrawal, Grantee, Purpose, SignedTransaction, StatusAction, StatusChange, TxBody,
 };
 use vault_protocol::uscc::Uscc;
-use vault_tests::{enterprise_key, now, uscc, Cluster};
+use vault_tests::{enterprise_key, now, uscc, Cluster, Read};
 
 const SAMR: usize = 0;
 const TAX: usize = 1;
@@ -78,6 +78,12 @@ fn read_request(c: &Cluster, reader: usize, attestation: &str, purpose: &str) ->
         },
         &c.nodes[reader].signing,
     ))
+}
+
+/// Department `reader` asks its own node for an attestation's document, for `purpose`.
+async fn read_as(c: &Cluster, reader: usize, attestation: &str, purpose: &str) -> Result<Read> {
+    let header = read_request(c, reader, attestation, purpose)?;
+    c.read_document(reader, attestation, Some(header)).await
 }
 
 fn grant_tx(
@@ -304,13 +310,7 @@ async fn the_seven_stories_over_four_departments() -> Result<()> {
     );
 
     // ---- Story 3: housing's officer reads it through housing's node, fetched from samr's.
-    let read = c
-        .read_document(
-            HOUSING,
-            &licence_id,
-            Some(read_request(&c, HOUSING, &licence_id, PURPOSE)?),
-        )
-        .await?;
+    let read = read_as(&c, HOUSING, &licence_id, PURPOSE).await?;
     ensure!(
         read.status == 200,
         "housing read: {} {:?}",
@@ -372,31 +372,13 @@ async fn the_seven_stories_over_four_departments() -> Result<()> {
         .await?;
     ensure!(code == 201);
     // No grant: tax asks for the licence.
-    let r = c
-        .read_document(
-            TAX,
-            &licence_id,
-            Some(read_request(&c, TAX, &licence_id, PURPOSE)?),
-        )
-        .await?;
+    let r = read_as(&c, TAX, &licence_id, PURPOSE).await?;
     ensure!(r.status == 403 && r.code() == "no_grant", "{r:?}");
     // Out of scope: housing's grant covers the licence, not the rating.
-    let r = c
-        .read_document(
-            HOUSING,
-            &rating_id,
-            Some(read_request(&c, HOUSING, &rating_id, PURPOSE)?),
-        )
-        .await?;
+    let r = read_as(&c, HOUSING, &rating_id, PURPOSE).await?;
     ensure!(r.status == 403 && r.code() == "grant_out_of_scope", "{r:?}");
     // Another purpose.
-    let r = c
-        .read_document(
-            HOUSING,
-            &licence_id,
-            Some(read_request(&c, HOUSING, &licence_id, "OTHER-1")?),
-        )
-        .await?;
+    let r = read_as(&c, HOUSING, &licence_id, "OTHER-1").await?;
     ensure!(
         r.status == 403 && r.code() == "grant_other_purpose",
         "{r:?}"
@@ -409,13 +391,7 @@ async fn the_seven_stories_over_four_departments() -> Result<()> {
     )
     .await?;
     tokio::time::sleep(Duration::from_millis(2_500)).await;
-    let r = c
-        .read_document(
-            HRSS,
-            &licence_id,
-            Some(read_request(&c, HRSS, &licence_id, PURPOSE)?),
-        )
-        .await?;
+    let r = read_as(&c, HRSS, &licence_id, PURPOSE).await?;
     ensure!(r.status == 403 && r.code() == "grant_expired", "{r:?}");
     // Withdrawn: a grant to tax for the rating, withdrawn by X.
     let g = grant_tx(&c, x, TAX, &["BUSINESS_LICENCE"], PURPOSE, DAY)?;
@@ -428,13 +404,7 @@ async fn the_seven_stories_over_four_departments() -> Result<()> {
         }))
         .sign_one(&enterprise_key(x));
     commit(&c, TAX, &withdraw).await?;
-    let r = c
-        .read_document(
-            TAX,
-            &licence_id,
-            Some(read_request(&c, TAX, &licence_id, PURPOSE)?),
-        )
-        .await?;
+    let r = read_as(&c, TAX, &licence_id, PURPOSE).await?;
     ensure!(r.status == 403 && r.code() == "grant_withdrawn", "{r:?}");
     // Unauthenticated: no signed request at all, or one signed by another department's key.
     let r = c.read_document(HOUSING, &licence_id, None).await?;
@@ -567,13 +537,7 @@ async fn the_seven_stories_over_four_departments() -> Result<()> {
     let social_id = social.id(SUITE).to_string();
     let r = commit(&c, SAMR, &social).await?;
     let h = r["height"].as_u64().context("height")?;
-    let read = c
-        .read_document(
-            HOUSING,
-            &licence_id,
-            Some(read_request(&c, HOUSING, &licence_id, PURPOSE)?),
-        )
-        .await?;
+    let read = read_as(&c, HOUSING, &licence_id, PURPOSE).await?;
     ensure!(read.status == 200);
     c.kill9(HOUSING)?;
     c.restart(HRSS)?;
