@@ -82,13 +82,14 @@ pub const CHANNEL_BACKFILL: Channel = 4;
 pub const CHANNEL_TRANSACTIONS: Channel = 10;
 
 /// Every channel the node registers, with its inbound queue size.
-pub const CHANNELS: [(Channel, usize); 6] = [
+pub const CHANNELS: [(Channel, usize); 7] = [
     (CHANNEL_VOTES, 4096),
     (CHANNEL_CERTIFICATES, 4096),
     (CHANNEL_RESOLVER, 1024),
     (CHANNEL_BROADCAST, 1024),
     (CHANNEL_BACKFILL, 1024),
     (CHANNEL_TRANSACTIONS, 8192),
+    (crate::checkpoints::CHANNEL_COSIGNATURES, 1024),
 ];
 
 /// The largest encoded protocol block the engine carries.

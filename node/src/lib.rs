@@ -19,6 +19,7 @@
 
 pub mod api;
 pub mod chain;
+pub mod checkpoints;
 pub mod config;
 pub mod consensus;
 pub mod context;

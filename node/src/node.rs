@@ -13,6 +13,7 @@ use vault_protocol::genesis::Genesis;
 use vault_protocol::state;
 
 use crate::chain::Chain;
+use crate::checkpoints::{self, Checkpoints};
 use crate::config::NodeConfig;
 use crate::consensus::{self, AppParts, CHANNELS, CHANNEL_TRANSACTIONS};
 use crate::context::NodeContext;
@@ -160,6 +161,9 @@ async fn run(
             "served reads waiting to be recorded on the ledger"
         );
     }
+    let checkpoints = inbound
+        .remove(&checkpoints::CHANNEL_COSIGNATURES)
+        .map(|rx| Checkpoints::start(ctx.clone(), net.clone(), rx, signing_key.clone()));
     let vault = Vault::new(ctx.clone(), Arc::new(docs), Some(net.clone()));
     vault.spawn_transfer_server()?;
     receipts::spawn_recorder(vault.clone(), signing_key);
@@ -168,7 +172,10 @@ async fn run(
         .await
         .with_context(|| format!("binding the HTTP API on {}", cfg.http.listen))?;
     tracing::info!(url = %ctx.http_url, department = %cfg.department, "API listening");
-    let app = api::router(ctx.clone(), cfg.http.max_body_bytes).merge(vault_api::router(vault));
+    let mut app = api::router(ctx.clone(), cfg.http.max_body_bytes).merge(vault_api::router(vault));
+    if let Some(cp) = checkpoints {
+        app = app.merge(cp.router());
+    }
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown_signal())
         .await

@@ -103,6 +103,46 @@ async fn four_departments_agree_survive_a_stop_and_catch_up() -> Result<()> {
         "{list}"
     );
 
+    // Every node serves a checkpoint of its log cosigned by more than two thirds of the
+    // departments, which verifies with only the genesis members' keys and matches that node's
+    // block at its height; a changed byte does not verify.
+    let gov = vault_protocol::ledger::MemoryLedger::new(c.genesis.clone())
+        .map_err(|e| anyhow::anyhow!("{e}"))?
+        .governance()?;
+    for i in 0..4 {
+        let deadline = std::time::Instant::now() + LONG;
+        let note = loop {
+            let resp = reqwest::get(format!("{}/checkpoint", c.nodes[i].url)).await?;
+            if resp.status().as_u16() == 200 {
+                break resp.text().await?;
+            }
+            ensure!(
+                std::time::Instant::now() < deadline,
+                "node {i} serves no checkpoint"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        };
+        let verified = vault_protocol::checkpoint::cosigned_checkpoint_verdict(&note, &gov, None)
+            .map_err(|e| anyhow::anyhow!("node {i}'s checkpoint: {e}\n{note}"))?;
+        ensure!(verified.cosigners().len() >= 3, "{note}");
+        let cp = verified.checkpoint();
+        let (_, b) = c.get(i, &format!("/v1/blocks/{}", cp.block.height)).await?;
+        ensure!(
+            b["hash"].as_str() == Some(cp.block.hash.to_string().as_str())
+                && b["header"]["log_size"].as_u64() == Some(cp.size),
+            "node {i}'s checkpoint matches its block: {note} {b}"
+        );
+        let tampered = note.replacen(
+            &format!("\n{}\n", cp.size),
+            &format!("\n{}\n", cp.size + 1),
+            1,
+        );
+        ensure!(
+            vault_protocol::checkpoint::cosigned_checkpoint_verdict(&tampered, &gov, None).is_err(),
+            "a changed size must not verify"
+        );
+    }
+
     // A block's finalization certificate verifies against the validators alone; a flipped bit
     // or a certificate for another block does not.
     let validators: Vec<PublicKey> = c.genesis.departments.iter().map(|d| d.node_key).collect();
