@@ -568,6 +568,9 @@ async fn enterprise_receipts(
 #[derive(Deserialize)]
 struct VerifyQuery {
     attestation: Option<String>,
+    /// Answer only from a ledger state younger than this (by the head block's time), and not
+    /// while this node is catching up.
+    max_age_ms: Option<u64>,
 }
 
 #[derive(Deserialize)]
@@ -618,7 +621,7 @@ async fn verify(
         .and_then(|v| v.to_str().ok())
         .unwrap_or("")
         .to_ascii_lowercase();
-    let mut attestation = q.attestation;
+    let mut attestation = q.attestation.clone();
     let digest: Digest =
         if content_type.starts_with("application/json") {
             let body = axum::body::to_bytes(request.into_body(), 64 * 1024)
@@ -675,7 +678,33 @@ async fn verify(
         } else {
             hash_stream(request.into_body().into_data_stream(), limit).await?
         };
+    // The state the verdicts rest on, and whether it is fresh enough for the caller.
     let view = ctx.store.snapshot();
+    let head = state::head(&view)?;
+    let synced = ctx.is_synced();
+    let age_ms = now().0.saturating_sub(head.time.0);
+    if let Some(max) = q.max_age_ms {
+        if !synced || age_ms >= max {
+            let mut err = ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "stale_state",
+                format!(
+                    "this node's ledger state is {age_ms} ms old (height {}, synced: {synced}); \
+                     the caller asked for one younger than {max} ms — ask another node or retry",
+                    head.height
+                ),
+            );
+            err.retry_after = Some(1);
+            return Err(err);
+        }
+    }
+    let as_of = json!({
+        "height": head.height,
+        "block_hash": head.hash,
+        "block_time": head.time,
+        "age_ms": age_ms,
+        "synced": synced,
+    });
     let mut out = Vec::new();
     if let Some(a) = attestation.filter(|a| !a.is_empty()) {
         let id: AttestationId = parse_digest(&a, "attestation id")?;
@@ -688,7 +717,7 @@ async fn verify(
         }
     }
     let valid = out.iter().any(|v| v.verdict.valid);
-    let mut body = json!({"digest": digest, "valid": valid, "verdicts": out});
+    let mut body = json!({"digest": digest, "valid": valid, "verdicts": out, "as_of": as_of});
     if out.is_empty() {
         body["reason"] = json!("unknown_digest");
         body["message"] = json!(format!("no attestation on the ledger for SHA-256 {digest}"));

@@ -455,6 +455,31 @@ async fn the_seven_stories_over_four_departments() -> Result<()> {
             && verdict["issued_height"] == height,
         "the verdict names issuer, status, subject, type, height: {verdict}"
     );
+    // The answer says which ledger state it rests on; a caller may demand a fresh one.
+    ensure!(
+        v["as_of"]["height"].as_u64().is_some_and(|h| h >= height) && v["as_of"]["synced"] == true,
+        "{v}"
+    );
+    let resp = reqwest::Client::new()
+        .post(format!("{}/v1/verify?max_age_ms=0", c.nodes[TAX].url))
+        .body(licence.clone())
+        .send()
+        .await?;
+    let status = resp.status().as_u16();
+    let stale: Value = resp.json().await?;
+    ensure!(
+        status == 503 && stale["error"]["code"] == "stale_state",
+        "no state is younger than 0 ms: {status} {stale}"
+    );
+    let resp = reqwest::Client::new()
+        .post(format!("{}/v1/verify?max_age_ms=60000", c.nodes[TAX].url))
+        .body(licence.clone())
+        .send()
+        .await?;
+    ensure!(
+        resp.status().as_u16() == 200,
+        "a minute-fresh state is served"
+    );
     let mut changed = licence.clone();
     changed[100] ^= 1;
     let v = c.verify(TAX, &changed, None).await?;
