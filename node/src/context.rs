@@ -20,6 +20,9 @@ use crate::store::{Store, StoreError};
 /// How far ahead of this node's clock a proposed block's time may be.
 pub const MAX_BLOCK_TIME_SKEW_MS: u64 = 5_000;
 
+/// How many finalized blocks a node may be behind and still count as synced.
+pub const SYNC_SLACK: u64 = 2;
+
 /// The current wall-clock time as a protocol timestamp.
 pub fn now() -> Timestamp {
     SystemTime::now().into()
@@ -80,9 +83,11 @@ impl NodeContext {
         Ok(gov)
     }
 
-    /// Whether this node has committed every block it has heard of.
+    /// Whether this node is within [`SYNC_SLACK`] blocks of the highest finalized height it has
+    /// heard of. (A block is heard of as finalized a moment before it is committed here, so an
+    /// exact comparison would flicker at every block.)
     pub fn is_synced(&self) -> bool {
-        self.head().height >= self.finalized_seen.load(Ordering::Relaxed)
+        self.head().height + SYNC_SLACK >= self.finalized_seen.load(Ordering::Relaxed)
     }
 
     /// Notes a finalized height heard of.

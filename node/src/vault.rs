@@ -84,6 +84,14 @@ pub enum VaultError {
     /// Too many requests remembered.
     #[error("too many requests in flight; retry shortly")]
     Busy,
+    /// This node is catching up: its view of grants may be behind the ledger.
+    #[error("this node is catching up (height {height} of {seen}); it serves no document until it has the latest grants")]
+    NotSynced {
+        /// Its height.
+        height: u64,
+        /// The highest finalized height it has heard of.
+        seen: u64,
+    },
 }
 
 impl From<RequestError> for VaultError {
@@ -199,6 +207,7 @@ impl Vault {
         auth: &AuthenticatedRequest,
         at: Timestamp,
     ) -> Result<Served, VaultError> {
+        self.require_synced()?;
         let permitted = access::authorise_read(&self.ctx.store.snapshot(), auth, at)?;
         let digest = permitted.attestation.attestation.file_digest;
         let (reader, size, media_type, source) = match self.docs.meta(&digest)? {
@@ -405,12 +414,27 @@ impl Vault {
         Ok(())
     }
 
+    /// A node that is behind may not know a grant was withdrawn: it serves no document.
+    fn require_synced(&self) -> Result<(), VaultError> {
+        if self.ctx.is_synced() {
+            return Ok(());
+        }
+        Err(VaultError::NotSynced {
+            height: self.ctx.head().height,
+            seen: self
+                .ctx
+                .finalized_seen
+                .load(std::sync::atomic::Ordering::Relaxed),
+        })
+    }
+
     /// Why this node will not send the file to the node `from` for `signed`.
     fn judge_transfer(
         &self,
         from: &PublicKey,
         signed: SignedAccessRequest,
     ) -> Result<PermittedRead, VaultError> {
+        self.require_synced()?;
         let t = now();
         let auth = self.authenticate(signed, t)?;
         // A department's read may be forwarded only by that department's own node.
@@ -518,6 +542,7 @@ pub fn refusal_code(e: &VaultError) -> (&'static str, String) {
         VaultError::State(_) => "store_error",
         VaultError::Invalid(_) => "invalid_request",
         VaultError::Busy => "busy",
+        VaultError::NotSynced { .. } => "not_synced",
     };
     (code, e.to_string())
 }
@@ -525,6 +550,62 @@ pub fn refusal_code(e: &VaultError) -> (&'static str, String) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::BTreeSet;
+    use std::sync::atomic::AtomicU64;
+
+    use vault_protocol::access::{AccessRequest, RequestAction};
+    use vault_protocol::ids::AttestationId;
+    use vault_protocol::ledger::TestNetwork;
+
+    use crate::documents::VaultKey;
+    use crate::pool::Pool;
+    use crate::store::Store;
+
+    #[tokio::test]
+    async fn a_node_that_is_behind_serves_no_document() {
+        let dir = tempfile::tempdir().unwrap();
+        let net = TestNetwork::new(&["samr", "tax", "hrss", "housing"]);
+        let (store, report) = Store::open(&dir.path().join("ledger"), &net.genesis).unwrap();
+        let (_heads_tx, heads) = tokio::sync::watch::channel(report.head.clone());
+        let (gossip, _rx) = tokio::sync::mpsc::channel(1);
+        let ctx = Arc::new(NodeContext {
+            department: net.department("housing").id.clone(),
+            genesis: net.genesis.clone(),
+            store: Arc::new(store),
+            pool: Pool::new(10),
+            head: heads,
+            gossip,
+            peers: Mutex::new(BTreeSet::new()),
+            // Heard of a block ten heights ahead.
+            finalized_seen: AtomicU64::new(report.head.height + 10),
+            http_url: String::new(),
+            p2p_address: String::new(),
+            max_body_bytes: 1 << 20,
+            governance_cache: Mutex::new(None),
+        });
+        let docs = Documents::open(
+            &dir.path().join("docs"),
+            VaultKey::from_bytes([1; 32]),
+            1 << 20,
+        )
+        .unwrap();
+        let vault = Vault::new(ctx, Arc::new(docs), None);
+        let t = net.genesis.genesis_time.plus(1_000);
+        let signed = AccessRequest {
+            chain_id: net.genesis.chain_id.clone(),
+            requester: Requester::Department(net.department("housing").id.clone()),
+            action: RequestAction::Read {
+                attestation: AttestationId(Digest([3; 32])),
+                purpose: "P-1".try_into().unwrap(),
+            },
+            created_at: t,
+            nonce: 1,
+        }
+        .sign(&net.department("housing").signing);
+        let auth = vault.authenticate(signed, t).unwrap();
+        let err = vault.read(&auth, t).await.err().unwrap();
+        assert_eq!(refusal_code(&err).0, "not_synced", "{err}");
+    }
 
     #[test]
     fn a_signed_request_is_accepted_once() {

@@ -87,7 +87,7 @@ impl From<VaultError> for ApiError {
                 DocumentError::DigestMismatch { .. } | DocumentError::SizeMismatch { .. },
             ) => StatusCode::BAD_REQUEST,
             VaultError::Invalid(_) => StatusCode::BAD_REQUEST,
-            VaultError::Busy => StatusCode::SERVICE_UNAVAILABLE,
+            VaultError::Busy | VaultError::NotSynced { .. } => StatusCode::SERVICE_UNAVAILABLE,
             VaultError::Documents(_) | VaultError::State(_) => {
                 tracing::error!(error = %e, "vault store error");
                 StatusCode::INTERNAL_SERVER_ERROR
