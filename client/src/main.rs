@@ -86,38 +86,7 @@ enum Cmd {
         enterprise_key: PublicKey,
     },
     /// Department: issue an attestation for a file (uploading the file to the node's vault first).
-    Issue {
-        /// The department's signing key file.
-        #[arg(long)]
-        key: PathBuf,
-        /// The department id.
-        #[arg(long)]
-        department: DepartmentId,
-        /// The enterprise's USCC.
-        #[arg(long)]
-        uscc: Uscc,
-        /// The document type code, e.g. BUSINESS_LICENCE.
-        #[arg(long = "type")]
-        doc_type: DocTypeCode,
-        /// The document file.
-        #[arg(long)]
-        file: PathBuf,
-        /// Start of validity: YYYY-MM-DD (UTC) or an RFC 3339 time; default now.
-        #[arg(long, value_parser = parse_date_arg)]
-        valid_from: Option<Timestamp>,
-        /// Validity in days from the start (omit for documents that do not expire).
-        #[arg(long)]
-        valid_days: Option<u64>,
-        /// A key claim as key=value (repeatable).
-        #[arg(long = "claim", value_parser = parse_claim_arg)]
-        claims: Vec<Claim>,
-        /// The attestation this one replaces (a new version of the same document).
-        #[arg(long)]
-        supersedes: Option<AttestationId>,
-        /// Do not upload the file (it is already in the vault, or kept elsewhere).
-        #[arg(long)]
-        no_upload: bool,
-    },
+    Issue(cli::department::IssueArgs),
     /// Department: suspend an attestation (e.g. while the enterprise is dormant).
     Suspend(StatusArgs),
     /// Department: reinstate a suspended attestation.
@@ -298,11 +267,11 @@ enum Cmd {
     },
 }
 
-fn parse_claim_arg(s: &str) -> Result<Claim, String> {
+pub(crate) fn parse_claim_arg(s: &str) -> Result<Claim, String> {
     vault_client::compose::parse_claim(s).map_err(|e| e.to_string())
 }
 
-fn parse_date_arg(s: &str) -> Result<Timestamp, String> {
+pub(crate) fn parse_date_arg(s: &str) -> Result<Timestamp, String> {
     vault_client::compose::parse_date(s).map_err(|e| e.to_string())
 }
 
@@ -401,32 +370,7 @@ fn run(cli: Cli) -> Result<Exit> {
             uscc,
             enterprise_key,
         } => cli::department::enrol(&ctx, &key, department, uscc, enterprise_key),
-        Cmd::Issue {
-            key,
-            department,
-            uscc,
-            doc_type,
-            file,
-            valid_from,
-            valid_days,
-            claims,
-            supersedes,
-            no_upload,
-        } => cli::department::issue(
-            &ctx,
-            cli::department::IssueArgs {
-                key,
-                department,
-                uscc,
-                doc_type,
-                file,
-                valid_from,
-                valid_days,
-                claims,
-                supersedes,
-                no_upload,
-            },
-        ),
+        Cmd::Issue(a) => cli::department::issue(&ctx, a),
         Cmd::Suspend(a) => status_change(&ctx, StatusAction::Suspend, a),
         Cmd::Reinstate(a) => status_change(&ctx, StatusAction::Reinstate, a),
         Cmd::Revoke(a) => status_change(&ctx, StatusAction::Revoke, a),
@@ -632,17 +576,15 @@ mod tests {
             "2024-03-01",
         ]);
         let Ok(Cli {
-            command: Cmd::Issue {
-                claims, valid_from, ..
-            },
+            command: Cmd::Issue(a),
             ..
         }) = cli
         else {
             panic!("issue did not parse");
         };
-        assert_eq!(claims[0].key.as_str(), "licence_no");
+        assert_eq!(a.claims[0].key.as_str(), "licence_no");
         assert_eq!(
-            valid_from.map(|t| t.to_string()).as_deref(),
+            a.valid_from.map(|t| t.to_string()).as_deref(),
             Some("2024-03-01T00:00:00.000Z")
         );
     }

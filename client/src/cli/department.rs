@@ -73,26 +73,37 @@ pub fn upload_file(
 }
 
 /// The arguments of `vault issue`.
+#[derive(clap::Args)]
 pub struct IssueArgs {
     /// The department's signing key file.
+    #[arg(long)]
     pub key: PathBuf,
-    /// The department.
+    /// The department id.
+    #[arg(long)]
     pub department: DepartmentId,
-    /// The enterprise.
+    /// The enterprise's USCC.
+    #[arg(long)]
     pub uscc: Uscc,
-    /// The document type.
+    /// The document type code, e.g. BUSINESS_LICENCE.
+    #[arg(long = "type")]
     pub doc_type: DocTypeCode,
-    /// The file.
+    /// The document file.
+    #[arg(long)]
     pub file: PathBuf,
-    /// Start of validity (default now).
+    /// Start of validity: YYYY-MM-DD (UTC) or an RFC 3339 time; default now.
+    #[arg(long, value_parser = crate::parse_date_arg)]
     pub valid_from: Option<Timestamp>,
-    /// Validity in days.
+    /// Validity in days from the start (omit for documents that do not expire).
+    #[arg(long)]
     pub valid_days: Option<u64>,
-    /// Claims.
+    /// A key claim as key=value (repeatable).
+    #[arg(long = "claim", value_parser = crate::parse_claim_arg)]
     pub claims: Vec<Claim>,
-    /// The attestation this one replaces.
+    /// The attestation this one replaces (a new version of the same document).
+    #[arg(long)]
     pub supersedes: Option<AttestationId>,
-    /// Do not upload the file.
+    /// Do not upload the file (it is already in the vault, or kept elsewhere).
+    #[arg(long)]
     pub no_upload: bool,
 }
 
