@@ -67,10 +67,7 @@ pub fn read(path: &Path) -> Result<KeyPair, KeyFileError> {
         path: p.clone(),
         error,
     })?;
-    serde_json::from_str::<KeyFile>(&text)
-        .map_err(|e| e.to_string())
-        .and_then(|f| f.key_pair())
-        .map_err(|reason| KeyFileError::Invalid { path: p, reason })
+    KeyFile::parse_key_pair(&text).map_err(|reason| KeyFileError::Invalid { path: p, reason })
 }
 
 #[cfg(test)]

@@ -333,7 +333,8 @@ async fn submit_batch(
     Ok(Json(json!({"accepted": accepted, "results": results})))
 }
 
-fn parse_digest<T: std::str::FromStr>(s: &str, what: &'static str) -> ApiResult<T> {
+/// Parses a digest-shaped path or query value (a digest, or an id made from one).
+pub(crate) fn parse_digest<T: std::str::FromStr>(s: &str, what: &'static str) -> ApiResult<T> {
     s.parse().map_err(|_| {
         ApiError::bad_request("invalid_id", format!("{what} must be 64 hex characters"))
     })

@@ -18,7 +18,7 @@ use vault_protocol::crypto::Digest;
 use vault_protocol::encoding::Canonical;
 use vault_protocol::ids::AttestationId;
 
-use crate::api::ApiError;
+use crate::api::{parse_digest, ApiError};
 use crate::context::now;
 use crate::documents::DocumentError;
 use crate::vault::{refusal_code, Vault, VaultError};
@@ -124,17 +124,11 @@ fn signed_request(headers: &HeaderMap) -> Result<SignedAccessRequest, ApiError> 
     })
 }
 
-fn parse_digest(s: &str, what: &str) -> Result<Digest, ApiError> {
-    s.parse().map_err(|_| {
-        ApiError::bad_request("invalid_id", format!("{what} must be 64 hex characters"))
-    })
-}
-
 async fn document_meta(
     State(vault): State<Arc<Vault>>,
     Path(digest): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let digest = parse_digest(&digest, "digest")?;
+    let digest: Digest = parse_digest(&digest, "digest")?;
     let meta = vault
         .docs
         .meta(&digest)
@@ -155,7 +149,7 @@ async fn upload(
     Path(digest): Path<String>,
     request: Request,
 ) -> Result<Response, ApiError> {
-    let digest = parse_digest(&digest, "digest")?;
+    let digest: Digest = parse_digest(&digest, "digest")?;
     let signed = signed_request(request.headers())?;
     let t = now();
     let auth = vault.authenticate(signed, t)?;
@@ -214,7 +208,7 @@ async fn read_document(
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let id = AttestationId(parse_digest(&id, "attestation id")?);
+    let id: AttestationId = parse_digest(&id, "attestation id")?;
     let signed = signed_request(&headers)?;
     let t = now();
     let auth = vault.authenticate(signed, t)?;

@@ -422,6 +422,13 @@ impl KeyFile {
         }
     }
 
+    /// The key pair in a key file's JSON text, after checking its public key against its secret.
+    pub fn parse_key_pair(json: &str) -> Result<KeyPair, String> {
+        serde_json::from_str::<KeyFile>(json)
+            .map_err(|e| e.to_string())
+            .and_then(|f| f.key_pair())
+    }
+
     /// The key pair, after checking that the public key matches the secret.
     pub fn key_pair(&self) -> Result<KeyPair, String> {
         let mut seed = [0u8; 32];

@@ -149,15 +149,6 @@ fn status_tx(c: &Cluster, i: usize, id: &str, action: StatusAction) -> Result<Si
     .sign_one(&c.nodes[i].signing))
 }
 
-async fn verdict_on(
-    c: &Cluster,
-    i: usize,
-    file: &[u8],
-    attestation: Option<&str>,
-) -> Result<Value> {
-    c.verify(i, file, attestation).await
-}
-
 async fn wait_verdict<F>(c: &Cluster, file: &[u8], id: &str, what: &str, ok: F) -> Result<()>
 where
     F: Fn(&Value) -> bool,
@@ -165,7 +156,7 @@ where
     let deadline = Instant::now() + Duration::from_secs(20);
     for i in 0..c.nodes.len() {
         loop {
-            let v = verdict_on(c, i, file, Some(id)).await?;
+            let v = c.verify(i, file, Some(id)).await?;
             if ok(&v) {
                 break;
             }
