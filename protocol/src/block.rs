@@ -33,6 +33,9 @@ pub struct BlockHeader {
     pub log_root: Digest,
     /// The commitment to the ledger state after this block.
     pub state_root: Digest,
+    /// The root of the status tree after this block ([`crate::status`]): every attestation's
+    /// current status, and the governance state.
+    pub status_root: Digest,
 }
 
 impl Canonical for BlockHeader {

@@ -339,6 +339,27 @@ impl CryptoSuite {
             }
         }
     }
+
+    /// Verifies `signature` over `message` exactly as given, strictly — for formats defined
+    /// outside the vault that carry their own framing (C2SP notes, consensus votes), never for
+    /// the vault's own objects.
+    pub fn verify_untagged(
+        self,
+        key: &PublicKey,
+        message: &[u8],
+        signature: &Signature,
+    ) -> Result<(), SignatureError> {
+        match self {
+            CryptoSuite::Ed25519Sha256 => {
+                let vk = VerifyingKey::from_bytes(&key.0)
+                    .ok()
+                    .filter(|vk| !vk.is_weak())
+                    .ok_or_else(|| SignatureError::InvalidKey { key: key.to_hex() })?;
+                vk.verify_strict(message, &ed25519_dalek::Signature::from_bytes(&signature.0))
+                    .map_err(|_| SignatureError::Mismatch { key: key.to_hex() })
+            }
+        }
+    }
 }
 
 /// An incremental file digest.
@@ -393,6 +414,12 @@ impl KeyPair {
     pub fn sign(&self, domain: Domain, message: &[u8]) -> Signature {
         let msg = [domain.tag(), message].concat();
         Signature(self.key.sign(&msg).to_bytes())
+    }
+
+    /// Signs `message` exactly as given — only for formats defined outside the vault that carry
+    /// their own framing (C2SP notes, consensus votes); see [`CryptoSuite::verify_untagged`].
+    pub fn sign_untagged(&self, message: &[u8]) -> Signature {
+        Signature(self.key.sign(message).to_bytes())
     }
 }
 

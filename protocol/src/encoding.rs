@@ -342,6 +342,35 @@ pub mod hex_array {
     }
 }
 
+impl<const MAX: usize> AsRef<[u8]> for BoundedVec<u8, MAX> {
+    fn as_ref(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+/// Serde helpers: byte strings as lowercase hex strings.
+pub mod hex_bytes {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    /// Serialises as lowercase hex.
+    pub fn serialize<S: Serializer, B: AsRef<[u8]>>(
+        bytes: &B,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&hex::encode(bytes.as_ref()))
+    }
+
+    /// Parses hex.
+    pub fn deserialize<'de, D: Deserializer<'de>, B: TryFrom<Vec<u8>>>(
+        deserializer: D,
+    ) -> Result<B, D::Error> {
+        let s = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
+        let bytes = hex::decode(s.as_bytes())
+            .map_err(|e| serde::de::Error::custom(format!("expected hex: {e}")))?;
+        B::try_from(bytes).map_err(|_| serde::de::Error::custom("too many bytes"))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -8,7 +8,7 @@
 use std::cell::Cell;
 
 use crate::block::Block;
-use crate::crypto::{CryptoSuite, Digest, KeyPair};
+use crate::crypto::{CryptoSuite, Digest, KeyPair, PublicKey};
 use crate::encoding::BoundedString;
 use crate::genesis::{Genesis, GenesisDepartment, GenesisDocumentType, GenesisError};
 use crate::governance::{Governance, Params};
@@ -177,6 +177,37 @@ impl MemoryLedger {
     /// The Merkle log.
     pub fn log(&self) -> &MemoryLog {
         &self.log
+    }
+
+    /// The proof bundle of attestation `id` at the head, with `certificate` for the head block.
+    pub fn bundle(
+        &self,
+        id: &AttestationId,
+        certificate: Vec<u8>,
+    ) -> Result<crate::bundle::ProofBundle, crate::bundle::AssembleError> {
+        use crate::bundle::AssembleError;
+        let unknown = || AssembleError::UnknownAttestation { id: *id };
+        let record = state::attestation(&self.state, id)?.ok_or_else(unknown)?;
+        let tx = self
+            .block(record.location.height)
+            .and_then(|b| b.transactions.get(record.location.index as usize))
+            .ok_or_else(unknown)?
+            .clone();
+        let head = self.head();
+        let header =
+            self.block(head.height)
+                .map(|b| b.header.clone())
+                .ok_or(AssembleError::NotTheHead {
+                    header: 0,
+                    state: head.height,
+                })?;
+        let inclusion = self
+            .log
+            .inclusion_proof(record.location.log_index, self.log.size())
+            .map_err(|e| state::StoreError {
+                message: e.to_string(),
+            })?;
+        crate::bundle::assemble(&self.state, id, tx, inclusion, header, certificate)
     }
 
     /// The inclusion proof of a committed transaction in the log at the head.
@@ -374,6 +405,23 @@ impl TestNetwork {
             departments,
             nonce: Cell::new(0),
         }
+    }
+
+    /// A finalization certificate for `header`, signed by the node keys of `signers` (department
+    /// ids) — what the consensus engine would produce.
+    pub fn certify(&self, header: &crate::block::BlockHeader, signers: &[&str]) -> Vec<u8> {
+        let keys: Vec<&KeyPair> = signers.iter().map(|s| &self.department(s).node).collect();
+        let validators: Vec<PublicKey> = self.departments.iter().map(|d| d.node.public()).collect();
+        let ns =
+            crate::certificate::namespace(self.genesis.chain_id.as_str(), &self.genesis.hash());
+        crate::certificate::Finalization::sign(
+            &ns,
+            &validators,
+            &keys,
+            header.height,
+            &header.hash(self.genesis.suite),
+        )
+        .encode()
     }
 
     /// A department by id. Panics if absent (test helper).

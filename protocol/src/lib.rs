@@ -13,9 +13,14 @@
 //! - [`merkle`]: the ledger as an RFC 9162 Merkle log, with inclusion and consistency proofs.
 //! - [`checkpoint`]: C2SP checkpoints of that log in the signed-note format, cosigned by the
 //!   member departments, and consistency between them (split-view detection).
+//! - [`certificate`]: the consensus engine's finalization certificates, checked with only the
+//!   validators' keys.
+//! - [`bundle`]: proof bundles and their offline verification from the genesis file alone.
 //! - [`block`], [`genesis`], [`governance`]: the hash-chained blocks, the genesis document and
 //!   the governance state.
 //! - [`state`]: the pure ledger state machine with every permission rule, and its queries.
+//! - [`status`]: the status tree (a Jellyfish Merkle tree) whose root each header carries, and
+//!   proofs of an attestation's current status against it.
 //! - [`verify`]: verdicts on attestations, naming every check.
 //! - [`access`]: signed vault requests (uploads, reads under grants) and their authorisation.
 //! - [`ledger`]: an in-memory ledger tying them together, for tests, demos and tools.
@@ -46,6 +51,8 @@
 
 pub mod access;
 pub mod block;
+pub mod bundle;
+pub mod certificate;
 pub mod checkpoint;
 pub mod crypto;
 pub mod encoding;
@@ -55,6 +62,7 @@ pub mod ids;
 pub mod ledger;
 pub mod merkle;
 pub mod state;
+pub mod status;
 pub mod tx;
 pub mod uscc;
 pub mod verify;

@@ -74,8 +74,19 @@ pub struct StateDelta {
 
 impl StateDelta {
     /// The digest of the writes, for the state commitment.
+    ///
+    /// The status tree's nodes are left out: they are a function of the rest, committed to by
+    /// the header's own `status_root`.
     pub fn digest(&self, suite: CryptoSuite) -> Digest {
-        let bytes = borsh::to_vec(self).unwrap_or_default();
+        let committed = StateDelta {
+            writes: self
+                .writes
+                .iter()
+                .filter(|(k, _)| !keys::is_status_node(k))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+        };
+        let bytes = borsh::to_vec(&committed).unwrap_or_default();
         suite.hash(Domain::State, &[b"delta", &bytes])
     }
 }
@@ -240,6 +251,16 @@ pub mod keys {
         key == HEAD || key == STATE_ROOT
     }
 
+    /// Whether a key holds a node of the status tree ([`crate::status`]).
+    pub fn is_status_node(key: &[u8]) -> bool {
+        key.first() == Some(&crate::status::NODE_TABLE)
+    }
+
+    /// Whether a key holds an attestation record (and not an index entry).
+    pub fn is_attestation(key: &[u8]) -> bool {
+        key.len() == 33 && key[0] == ATTESTATION
+    }
+
     fn join(tag: u8, parts: &[&[u8]]) -> Vec<u8> {
         let mut k = vec![tag];
         for p in parts {
@@ -357,6 +378,8 @@ pub struct ChainHead {
     pub log_root: Digest,
     /// State commitment after it.
     pub state_root: Digest,
+    /// The status tree's root after it.
+    pub status_root: Digest,
 }
 record!(ChainHead, 256);
 
@@ -936,6 +959,14 @@ pub enum BlockError {
         /// In the header.
         found: Digest,
     },
+    /// The header's status root does not match a recomputation.
+    #[error("header status root {found} does not match the recomputed {expected}")]
+    StatusRootMismatch {
+        /// Recomputed.
+        expected: Digest,
+        /// In the header.
+        found: Digest,
+    },
     /// The store failed (not the block's fault).
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -956,6 +987,7 @@ impl BlockError {
             BlockError::Transaction { .. } => "block_invalid_transaction",
             BlockError::LogMismatch => "block_log_mismatch",
             BlockError::StateRootMismatch { .. } => "block_state_root_mismatch",
+            BlockError::StatusRootMismatch { .. } => "block_status_root_mismatch",
             BlockError::Store(_) => "store_error",
         }
     }
@@ -1237,6 +1269,14 @@ pub fn genesis_state(genesis: &Genesis) -> StateDelta {
     writes.insert(keys::GOVERNANCE.to_vec(), Some(gov.encode()));
     writes.insert(keys::LOG.to_vec(), Some(frontier.encode()));
     let state_root = suite.hash(Domain::State, &[b"genesis", &hash.0 .0]);
+    let (status_root, tree) = crate::status::update(
+        &MemoryState::default(),
+        suite,
+        0,
+        vec![(crate::status::governance_key(suite), gov.encode())],
+    )
+    .unwrap_or_else(|_| (Digest(crate::status::EMPTY_SUBTREE), Vec::new()));
+    writes.extend(tree);
     let head = ChainHead {
         height: 0,
         hash,
@@ -1244,6 +1284,7 @@ pub fn genesis_state(genesis: &Genesis) -> StateDelta {
         log_size: 0,
         log_root: Digest(frontier.root_with(&hasher)),
         state_root,
+        status_root,
     };
     writes.insert(keys::HEAD.to_vec(), Some(head.encode()));
     writes.insert(keys::STATE_ROOT.to_vec(), Some(state_root.0.to_vec()));
@@ -2143,11 +2184,17 @@ pub fn apply_verified_block<V: StateView + ?Sized>(
     if header.log_size != frontier.size() || header.log_root.0 != frontier.root_with(&hasher) {
         return Err(BlockError::LogMismatch);
     }
-    let (delta, state_root) = finish(overlay, gov.suite, &parent);
+    let (delta, state_root, status_root) = finish(overlay, gov.suite, &parent, header.height)?;
     if header.state_root != state_root {
         return Err(BlockError::StateRootMismatch {
             expected: state_root,
             found: header.state_root,
+        });
+    }
+    if header.status_root != status_root {
+        return Err(BlockError::StatusRootMismatch {
+            expected: status_root,
+            found: header.status_root,
         });
     }
     Ok(seal(delta, header.hash(gov.suite), header, leaf_hashes))
@@ -2183,18 +2230,36 @@ fn execute<V: StateView + ?Sized>(
     Ok((leaf_hashes, frontier))
 }
 
-/// Computes the state commitment over the block's writes.
+/// Updates the status tree with the attestations (and governance) the block changed, and computes
+/// the state commitment over the block's writes. Returns the writes, the state root and the
+/// status root.
 fn finish<V: StateView + ?Sized>(
-    overlay: Overlay<'_, V>,
+    mut overlay: Overlay<'_, V>,
     suite: CryptoSuite,
     parent: &ChainHead,
-) -> (StateDelta, Digest) {
+    height: u64,
+) -> Result<(StateDelta, Digest, Digest), StoreError> {
+    let mut changed = Vec::new();
+    for (key, value) in &overlay.writes {
+        let Some(value) = value else { continue };
+        if keys::is_attestation(key) {
+            let record = AttestationRecord::decode(value)?;
+            changed.push((
+                crate::status::attestation_key(&record.id),
+                crate::status::StatusLeaf::of(&record).encode(),
+            ));
+        } else if key.as_slice() == keys::GOVERNANCE {
+            changed.push((crate::status::governance_key(suite), value.clone()));
+        }
+    }
+    let (status_root, tree) = crate::status::update(&overlay, suite, height, changed)?;
+    overlay.writes.extend(tree);
     let delta = overlay.into_delta();
     let state_root = suite.hash(
         Domain::State,
         &[b"block", &parent.state_root.0, &delta.digest(suite).0],
     );
-    (delta, state_root)
+    Ok((delta, state_root, status_root))
 }
 
 fn seal(
@@ -2210,6 +2275,7 @@ fn seal(
         log_size: header.log_size,
         log_root: header.log_root,
         state_root: header.state_root,
+        status_root: header.status_root,
     };
     delta
         .writes
@@ -2292,7 +2358,7 @@ pub fn build_block<V: StateView + ?Sized>(
         }
     }
     overlay.put_record(keys::LOG.to_vec(), &frontier);
-    let (delta, state_root) = finish(overlay, gov.suite, &parent);
+    let (delta, state_root, status_root) = finish(overlay, gov.suite, &parent, height)?;
     let ids: Vec<TxId> = accepted.iter().map(|t| t.id()).collect();
     let header = BlockHeader {
         height,
@@ -2304,6 +2370,7 @@ pub fn build_block<V: StateView + ?Sized>(
         log_size: frontier.size(),
         log_root: Digest(frontier.root_with(&hasher)),
         state_root,
+        status_root,
     };
     let transactions = BoundedVec::new(accepted.into_iter().map(VerifiedTx::into_signed).collect())
         .map_err(|_| BlockError::TooManyTransactions {

@@ -470,6 +470,7 @@ fn block_header() -> impl Strategy<Value = BlockHeader> {
         any::<u64>(),
         digest(),
         digest(),
+        digest(),
     )
         .prop_map(
             |(
@@ -482,6 +483,7 @@ fn block_header() -> impl Strategy<Value = BlockHeader> {
                 log_size,
                 log_root,
                 state_root,
+                status_root,
             )| {
                 BlockHeader {
                     height,
@@ -493,6 +495,7 @@ fn block_header() -> impl Strategy<Value = BlockHeader> {
                     log_size,
                     log_root,
                     state_root,
+                    status_root,
                 }
             },
         )
@@ -617,15 +620,17 @@ fn chain_head() -> impl Strategy<Value = ChainHead> {
         any::<u64>(),
         digest(),
         digest(),
+        digest(),
     )
         .prop_map(
-            |(height, hash, time, log_size, log_root, state_root)| ChainHead {
+            |(height, hash, time, log_size, log_root, state_root, status_root)| ChainHead {
                 height,
                 hash,
                 time,
                 log_size,
                 log_root,
                 state_root,
+                status_root,
             },
         )
 }

@@ -934,7 +934,9 @@ impl World {
         let content = |s: &MemoryState| -> Vec<(Vec<u8>, Vec<u8>)> {
             s.entries()
                 .iter()
-                .filter(|(k, _)| !keys::is_meta(k) && k.as_slice() != keys::LOG)
+                .filter(|(k, _)| {
+                    !keys::is_meta(k) && !keys::is_status_node(k) && k.as_slice() != keys::LOG
+                })
                 .map(|(k, v)| (k.clone(), v.clone()))
                 .collect()
         };

@@ -274,13 +274,14 @@ impl Fx {
         built.rejected[0].1.clone()
     }
 
-    /// The state without the chain head and state root (which every block rewrites).
+    /// The state without the chain head, state root and status-tree nodes (every block rewrites
+    /// them: the tree's root moves to the new version even when no leaf changed).
     pub fn content(&self) -> Vec<(Vec<u8>, Vec<u8>)> {
         self.ledger
             .state()
             .entries()
             .iter()
-            .filter(|(k, _)| !keys::is_meta(k))
+            .filter(|(k, _)| !keys::is_meta(k) && !keys::is_status_node(k))
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect()
     }
