@@ -11,6 +11,10 @@
 //!   already checked) on a `MemoryLedger`'s state. The block is built with
 //!   `MemoryLedger::propose`; no setup is timed.
 //!
+//! - `proofs`: verifying a proof bundle offline (`bundle::verify_bundle`: log inclusion, status
+//!   proof, three certificate signatures, the verdict) and proving one attestation's status
+//!   (`status::prove`) in a ledger of 1,001 attestations.
+//!
 //! Measurement times are short so that `cargo bench -p vault-protocol` finishes in a few minutes
 //! on two cores. Run one group with e.g. `cargo bench -p vault-protocol -- merkle`.
 
@@ -154,6 +158,16 @@ fn signatures(c: &mut Criterion) {
             BatchSize::SmallInput,
         )
     });
+    // What the key cache saves each verification: decompressing and checking the key.
+    let key = tx.endorsements[0].signer;
+    g.bench_function("decompress_public_key", |b| {
+        b.iter(|| {
+            let bytes: [u8; 32] = black_box(key).as_bytes().try_into().expect("32 bytes");
+            ed25519_dalek::VerifyingKey::from_bytes(&bytes)
+                .expect("valid")
+                .is_weak()
+        })
+    });
     g.finish();
 }
 
@@ -244,6 +258,47 @@ fn state(c: &mut Criterion) {
     g.finish();
 }
 
+fn proofs(c: &mut Criterion) {
+    let Chain {
+        suite,
+        mut ledger,
+        block,
+    } = chain();
+    let net = TestNetwork::new(&["samr", "tax", "hrss", "housing"]);
+    ledger.commit(&block).expect("commits");
+    let id = vault_protocol::ids::AttestationId(block.transactions[500].id(suite).0);
+    let head = ledger.head();
+    let bundle = ledger
+        .bundle(&id, net.certify(&block.header, &["samr", "tax", "hrss"]))
+        .expect("bundle");
+    let anchor = vault_protocol::bundle::Anchor::from_genesis(&net.genesis);
+    let now = head.time.plus(1_000);
+    let mut g = c.benchmark_group("proofs");
+    g.bench_function("verify_bundle_offline", |b| {
+        b.iter(|| {
+            vault_protocol::bundle::verify_bundle(&anchor, black_box(&bundle), None, now, None)
+                .expect("verifies")
+        })
+    });
+    g.bench_function("decode_and_verify_bundle_offline", |b| {
+        let bytes = bundle.encode();
+        b.iter(|| {
+            let decoded =
+                vault_protocol::bundle::ProofBundle::decode(black_box(&bytes)).expect("decodes");
+            vault_protocol::bundle::verify_bundle(&anchor, &decoded, None, now, None)
+                .expect("verifies")
+        })
+    });
+    let key = vault_protocol::status::attestation_key(&id);
+    g.bench_function("prove_status_1001_attestations", |b| {
+        b.iter(|| {
+            vault_protocol::status::prove(ledger.state(), suite, head.height, black_box(&key))
+                .expect("proves")
+        })
+    });
+    g.finish();
+}
+
 fn config() -> Criterion {
     Criterion::default()
         .warm_up_time(Duration::from_secs(1))
@@ -253,12 +308,12 @@ fn config() -> Criterion {
 
 /// `criterion_group!` makes a public, undocumented function: keep it out of the crate's API.
 mod group {
-    use super::{config, encoding, merkle, signatures, state};
+    use super::{config, encoding, merkle, proofs, signatures, state};
 
     criterion::criterion_group! {
         name = benches;
         config = config();
-        targets = encoding, signatures, merkle, state
+        targets = encoding, signatures, merkle, state, proofs
     }
 }
 

@@ -327,11 +327,7 @@ impl CryptoSuite {
     ) -> Result<(), SignatureError> {
         match self {
             CryptoSuite::Ed25519Sha256 => {
-                let vk = VerifyingKey::from_bytes(&key.0)
-                    .map_err(|_| SignatureError::InvalidKey { key: key.to_hex() })?;
-                if vk.is_weak() {
-                    return Err(SignatureError::InvalidKey { key: key.to_hex() });
-                }
+                let vk = verifying_key(key)?;
                 let sig = ed25519_dalek::Signature::from_bytes(&signature.0);
                 let msg = [domain.tag(), message].concat();
                 vk.verify_strict(&msg, &sig)
@@ -351,15 +347,39 @@ impl CryptoSuite {
     ) -> Result<(), SignatureError> {
         match self {
             CryptoSuite::Ed25519Sha256 => {
-                let vk = VerifyingKey::from_bytes(&key.0)
-                    .ok()
-                    .filter(|vk| !vk.is_weak())
-                    .ok_or_else(|| SignatureError::InvalidKey { key: key.to_hex() })?;
+                let vk = verifying_key(key)?;
                 vk.verify_strict(message, &ed25519_dalek::Signature::from_bytes(&signature.0))
                     .map_err(|_| SignatureError::Mismatch { key: key.to_hex() })
             }
         }
     }
+}
+
+/// Most decompressed keys kept; the set of keys that sign is small (departments, enterprises).
+const KEY_CACHE_SIZE: usize = 8192;
+
+/// The decompressed, checked form of a public key, from a cache: decompressing a point is about a
+/// sixth of a verification, and the same few thousand keys sign everything. Invalid and weak
+/// keys are refused here, as `verify_strict` requires.
+fn verifying_key(key: &PublicKey) -> Result<VerifyingKey, SignatureError> {
+    use std::collections::HashMap;
+    use std::sync::{Mutex, OnceLock};
+    static CACHE: OnceLock<Mutex<HashMap<[u8; 32], VerifyingKey>>> = OnceLock::new();
+    let cache = CACHE.get_or_init(|| Mutex::new(HashMap::new()));
+    if let Some(vk) = cache.lock().ok().and_then(|c| c.get(&key.0).copied()) {
+        return Ok(vk);
+    }
+    let vk = VerifyingKey::from_bytes(&key.0)
+        .ok()
+        .filter(|vk| !vk.is_weak())
+        .ok_or_else(|| SignatureError::InvalidKey { key: key.to_hex() })?;
+    if let Ok(mut c) = cache.lock() {
+        if c.len() >= KEY_CACHE_SIZE {
+            c.clear();
+        }
+        c.insert(key.0, vk);
+    }
+    Ok(vk)
 }
 
 /// An incremental file digest.
