@@ -8,8 +8,11 @@ use serde::de::DeserializeOwned;
 use serde_json::{json, Value};
 use sha2::{Digest as _, Sha256};
 use vault_protocol::access::{RequestAction, SignedAccessRequest};
+use vault_protocol::bundle::ProofBundle;
 use vault_protocol::crypto::Digest;
+use vault_protocol::encoding::Canonical;
 use vault_protocol::ids::{AttestationId, ChainId, DepartmentId, GrantId, TxId};
+use vault_protocol::merkle::ConsistencyProof;
 use vault_protocol::state::ReceiptRecord;
 use vault_protocol::tx::SignedTransaction;
 use vault_protocol::uscc::Uscc;
@@ -67,14 +70,49 @@ fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ClientError> {
     serde_json::from_slice(body).map_err(|e| ClientError::Unexpected(e.to_string()))
 }
 
+/// The path of `POST /v1/verify` with its query.
+fn verify_path(attestation: Option<&AttestationId>, bundles: bool) -> String {
+    let mut query = Vec::new();
+    if let Some(a) = attestation {
+        query.push(format!("attestation={a}"));
+    }
+    if bundles {
+        query.push("bundle=true".to_string());
+    }
+    if query.is_empty() {
+        "/v1/verify".to_string()
+    } else {
+        format!("/v1/verify?{}", query.join("&"))
+    }
+}
+
+/// A verify answer asked with bundles must carry one for every verdict.
+fn check_bundles(result: VerifyResult, bundles: bool) -> Result<VerifyResult, ClientError> {
+    if bundles {
+        if let Some(v) = result.verdicts.iter().find(|v| v.bundle.is_none()) {
+            return Err(ClientError::Unexpected(format!(
+                "no bundle with the verdict on {}",
+                v.verdict.attestation_id
+            )));
+        }
+    }
+    Ok(result)
+}
+
 impl Client {
     /// A client for the node at `base` (e.g. `http://127.0.0.1:8700`).
     pub fn new(base: &str) -> Self {
+        Self::with_timeout(base, CALL_TIMEOUT)
+    }
+
+    /// A client for the node at `base` whose ordinary calls give up after `timeout` rather than
+    /// 75 seconds (e.g. a monitor polling several nodes, which must not wait long on one).
+    pub fn with_timeout(base: &str, timeout: Duration) -> Self {
         Self {
             base: base.trim_end_matches('/').to_string(),
             http: reqwest::blocking::Client::builder()
-                .timeout(CALL_TIMEOUT)
-                .connect_timeout(Duration::from_secs(10))
+                .timeout(timeout)
+                .connect_timeout(timeout.min(Duration::from_secs(10)))
                 .build()
                 .unwrap_or_else(|_| reqwest::blocking::Client::new()),
         }
@@ -394,16 +432,34 @@ impl Client {
         path: &Path,
         attestation: Option<&AttestationId>,
     ) -> Result<VerifyResult, ClientError> {
-        let url = match attestation {
-            Some(a) => self.url(&format!("/v1/verify?attestation={a}")),
-            None => self.url("/v1/verify"),
-        };
+        self.verify_file_inner(path, attestation, false)
+    }
+
+    /// As [`Client::verify_file`], each verdict with its [`ProofBundle`] (`?bundle=true`) in
+    /// [`crate::AttestationView::bundle`]: keep it to verify again later with no network
+    /// ([`crate::offline`]).
+    pub fn verify_file_with_bundles(
+        &self,
+        path: &Path,
+        attestation: Option<&AttestationId>,
+    ) -> Result<VerifyResult, ClientError> {
+        self.verify_file_inner(path, attestation, true)
+    }
+
+    fn verify_file_inner(
+        &self,
+        path: &Path,
+        attestation: Option<&AttestationId>,
+        bundles: bool,
+    ) -> Result<VerifyResult, ClientError> {
+        let url = self.url(&verify_path(attestation, bundles));
         let headers = [("Content-Type", "application/octet-stream".to_string())];
         let answer = send_file(reqwest::Method::POST, &url, &headers, path, |_| {})?;
         if answer.status >= 400 {
             return Err(api_error(answer.status, &answer.body));
         }
-        parse_json(&answer.body)
+        let result = parse_json(&answer.body)?;
+        check_bundles(result, bundles)
     }
 
     /// Verifies a file known by its SHA-256 (`POST /v1/verify` with `{"digest", "attestation"?}`).
@@ -412,13 +468,83 @@ impl Client {
         digest: &Digest,
         attestation: Option<&AttestationId>,
     ) -> Result<VerifyResult, ClientError> {
-        let url = self.url("/v1/verify");
+        self.verify_digest_inner(digest, attestation, false)
+    }
+
+    /// As [`Client::verify_digest`], each verdict with its [`ProofBundle`] (`?bundle=true`) in
+    /// [`crate::AttestationView::bundle`].
+    pub fn verify_digest_with_bundles(
+        &self,
+        digest: &Digest,
+        attestation: Option<&AttestationId>,
+    ) -> Result<VerifyResult, ClientError> {
+        self.verify_digest_inner(digest, attestation, true)
+    }
+
+    fn verify_digest_inner(
+        &self,
+        digest: &Digest,
+        attestation: Option<&AttestationId>,
+        bundles: bool,
+    ) -> Result<VerifyResult, ClientError> {
+        let url = self.url(&verify_path(None, bundles));
         let mut body = json!({ "digest": digest });
         if let Some(a) = attestation {
             body["attestation"] = json!(a);
         }
         let resp = self.http.post(&url).json(&body).send();
-        self.json_answer(&url, resp)
+        let result = self.json_answer(&url, resp)?;
+        check_bundles(result, bundles)
+    }
+
+    /// The proof bundle of an attestation at the node's head
+    /// (`GET /v1/attestations/{id}/bundle`, in the canonical binary form): everything needed to
+    /// verify it later with the genesis file alone ([`crate::offline`]). The bundle is only
+    /// decoded here, not verified: verify it against the genesis before relying on it.
+    ///
+    /// A node whose head block is not certified yet answers `head_not_certified` (HTTP 503, a
+    /// transient error): try again a moment later.
+    pub fn bundle(&self, id: &AttestationId) -> Result<ProofBundle, ClientError> {
+        let url = self.url(&format!("/v1/attestations/{id}/bundle?format=binary"));
+        let resp = self
+            .http
+            .get(&url)
+            .header("Accept", "application/octet-stream")
+            .send();
+        let resp = self.check(&url, resp)?;
+        let body = resp.bytes().map_err(|error| ClientError::Unreachable {
+            url: url.clone(),
+            error,
+        })?;
+        ProofBundle::decode(&body)
+            .map_err(|e| ClientError::Unexpected(format!("the bundle does not decode: {e}")))
+    }
+
+    /// The node's latest checkpoint (`GET /checkpoint`): a C2SP signed note of the ledger's
+    /// Merkle log, cosigned by the member departments. Verify it with
+    /// [`vault_protocol::checkpoint::cosigned_checkpoint_verdict`].
+    pub fn checkpoint_note(&self) -> Result<String, ClientError> {
+        let url = self.url("/checkpoint");
+        let resp = self.http.get(&url).send();
+        let resp = self.check(&url, resp)?;
+        resp.text()
+            .map_err(|error| ClientError::Unreachable { url, error })
+    }
+
+    /// The RFC 9162 consistency proof between the node's log at `from` and at `to` leaves
+    /// (`GET /v1/log/consistency`); `0 < from ≤ to ≤` the node's log size. The proof is only
+    /// checked to be for those sizes; verify it with
+    /// [`vault_protocol::checkpoint::verify_consistency_between`].
+    pub fn consistency(&self, from: u64, to: u64) -> Result<ConsistencyProof, ClientError> {
+        let proof: ConsistencyProof =
+            self.get(&format!("/v1/log/consistency?from={from}&to={to}"))?;
+        if (proof.old_size, proof.new_size) != (from, to) {
+            return Err(ClientError::Unexpected(format!(
+                "asked for the consistency proof from {from} to {to}, got one from {} to {}",
+                proof.old_size, proof.new_size
+            )));
+        }
+        Ok(proof)
     }
 
     /// An enterprise's grants, oldest first.

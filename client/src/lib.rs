@@ -7,6 +7,9 @@
 //! verdicts, grants and access receipts. Transactions and requests are built and signed locally
 //! with `vault_protocol` ([`compose`] helps with claims, scopes and dates), so a client never
 //! sends a secret key anywhere. [`bulk`] issues attestations from a CSV manifest, resumably.
+//! [`offline`] verifies a proof bundle against the genesis file with no network at all;
+//! [`monitor`] decides, from the cosigned checkpoints nodes serve, when to raise a split-view or
+//! stall alarm.
 //!
 //! ```no_run
 //! use vault_client::{file_digest, upload_request, Client};
@@ -50,6 +53,8 @@ pub mod compose;
 mod error;
 mod files;
 pub mod keyfile;
+pub mod monitor;
+pub mod offline;
 pub mod requests;
 pub mod types;
 

@@ -2,14 +2,15 @@
 //!
 //! Readable output by default, `--json` for scripts. Exit codes: 0 done; 1 an error (the node's
 //! error code and message are printed) or, for `bulk-issue`, rows that failed; 2 a verification
-//! (`verify`, `show`, `fetch`) says not valid.
+//! (`verify`, `show`, `fetch`) says not valid — offline, a bundle that does not verify too; 3
+//! `monitor` raised an alarm.
 
 mod cli;
 
 use std::path::PathBuf;
 
 use anyhow::Result;
-use clap::{ArgGroup, Args, Parser, Subcommand};
+use clap::{ArgAction, ArgGroup, Args, Parser, Subcommand};
 use serde_json::json;
 use vault_client::{keyfile, Client, ClientError};
 use vault_protocol::access::Requester;
@@ -20,17 +21,21 @@ use vault_protocol::uscc::Uscc;
 
 use cli::{Ctx, Exit};
 
+/// The node asked when no --node (nor VAULT_NODE) is given.
+const DEFAULT_NODE: &str = "http://127.0.0.1:8700";
+
 #[derive(Parser)]
 #[command(name = "vault", version, about = "数字保险箱 command line")]
 struct Cli {
-    /// The department node's API.
+    /// The department node's API (`monitor` follows several: repeat --node).
     #[arg(
         long,
         global = true,
         env = "VAULT_NODE",
-        default_value = "http://127.0.0.1:8700"
+        default_value = DEFAULT_NODE,
+        action = ArgAction::Append
     )]
-    node: String,
+    node: Vec<String>,
     /// Print JSON instead of readable text (errors too, on standard error).
     #[arg(long, global = true)]
     json: bool,
@@ -196,16 +201,68 @@ enum Cmd {
         uscc: Uscc,
     },
     /// Verify a file (or a SHA-256) against the ledger: a verdict for every attestation of it.
+    /// With --offline, against a proof bundle and the genesis file alone, with no network.
     Verify {
-        /// The file (sent to the node, which hashes it).
-        #[arg(required_unless_present = "digest", conflicts_with = "digest")]
+        /// The file (sent to the node, which hashes it; hashed here with --offline, where it may
+        /// be left out to check the bundle alone).
+        #[arg(required_unless_present_any = ["digest", "offline"], conflicts_with = "digest")]
         file: Option<PathBuf>,
         /// The file's SHA-256 (hex), instead of the file.
         #[arg(long)]
         digest: Option<Digest>,
-        /// Check against this attestation only.
-        #[arg(long)]
+        /// Check against this attestation only (online; a bundle is of one attestation).
+        #[arg(long, conflicts_with = "offline")]
         attestation: Option<AttestationId>,
+        /// Verify with a proof bundle (`vault bundle`) and the genesis file: no network, no node
+        /// trusted. A bundle that does not verify is NOT VALID (exit code 2).
+        #[arg(long, requires_all = ["genesis", "bundle"])]
+        offline: bool,
+        /// The chain's genesis file (with --offline).
+        #[arg(long, requires = "offline", value_name = "FILE")]
+        genesis: Option<PathBuf>,
+        /// The proof bundle, binary or JSON (with --offline).
+        #[arg(long, requires = "offline", value_name = "FILE")]
+        bundle: Option<PathBuf>,
+        /// Refuse a bundle whose block is older than this (with --offline).
+        #[arg(long, requires = "offline", value_name = "SECONDS")]
+        max_age: Option<u64>,
+    },
+    /// Fetch an attestation's proof bundle from the node, to verify later with `verify
+    /// --offline`: the canonical binary form, or JSON with --json. Its size goes to standard
+    /// error.
+    Bundle {
+        /// The attestation id.
+        id: AttestationId,
+        /// Where to write it (default: standard output).
+        #[arg(short = 'o', long = "out", value_name = "FILE")]
+        out: Option<PathBuf>,
+    },
+    /// Follow nodes' cosigned checkpoints and raise an alarm line (`ALARM <KIND> <node>
+    /// <details>`) on a split view, a stall, an unreachable node or a bad checkpoint.
+    ///
+    /// Each round asks every --node for its checkpoint (GET /checkpoint) and verifies its
+    /// cosignatures against the genesis. Two verified checkpoints — one node's over time, or two
+    /// nodes' — that cannot both be true are a SPLIT_VIEW (checked with a consistency proof from
+    /// the node holding the larger log); a height that has not advanced for --stall-after
+    /// seconds is STALLED; a node that cannot be asked is UNREACHABLE; a checkpoint that does not
+    /// verify is BAD_CHECKPOINT, with its error code. `ok <node> height H size S` is printed when
+    /// a node's checkpoint advances. With --json, one JSON object per line.
+    ///
+    /// Exit codes: 0 no alarm was raised during the run; 3 at least one alarm was raised; 1 an
+    /// error (e.g. an unreadable genesis file).
+    Monitor {
+        /// The chain's genesis file (whose members must cosign the checkpoints).
+        #[arg(long, value_name = "FILE")]
+        genesis: PathBuf,
+        /// Milliseconds between rounds.
+        #[arg(long, default_value_t = 1000)]
+        interval_ms: u64,
+        /// Seconds without a new block height before a node is STALLED.
+        #[arg(long, default_value_t = 30, value_name = "SECONDS")]
+        stall_after: u64,
+        /// Rounds to run (0 = until interrupted).
+        #[arg(long, default_value_t = 0)]
+        rounds: u64,
     },
     /// Show an attestation with its status history and the verdict now.
     Show {
@@ -326,11 +383,35 @@ fn status_change(ctx: &Ctx, action: StatusAction, a: StatusArgs) -> Result<Exit>
 }
 
 fn run(cli: Cli) -> Result<Exit> {
+    let Cli {
+        node: nodes,
+        json,
+        command,
+    } = cli;
+    if nodes.len() > 1 && !matches!(command, Cmd::Monitor { .. }) {
+        anyhow::bail!(
+            "--node is given {} times; only `monitor` follows several nodes",
+            nodes.len()
+        );
+    }
     let ctx = Ctx {
-        node: Client::new(&cli.node),
-        json: cli.json,
+        node: Client::new(nodes.first().map_or(DEFAULT_NODE, String::as_str)),
+        json,
     };
-    match cli.command {
+    match command {
+        Cmd::Monitor {
+            genesis,
+            interval_ms,
+            stall_after,
+            rounds,
+        } => cli::monitor::run(cli::monitor::MonitorArgs {
+            genesis,
+            nodes,
+            interval_ms,
+            stall_after_s: stall_after,
+            rounds,
+            json,
+        }),
         Cmd::Keygen { out, role } => {
             let k = keyfile::generate().map_err(|e| anyhow::anyhow!("generating a key: {e}"))?;
             keyfile::write(&out, &k, &role)?;
@@ -430,8 +511,31 @@ fn run(cli: Cli) -> Result<Exit> {
         Cmd::Verify {
             file,
             digest,
+            offline: true,
+            genesis: Some(genesis),
+            bundle: Some(bundle),
+            max_age,
+            ..
+        } => cli::verifier::verify_offline(
+            &ctx,
+            cli::verifier::OfflineArgs {
+                genesis: &genesis,
+                bundle: &bundle,
+                file: file.as_deref(),
+                digest,
+                max_age_s: max_age,
+            },
+        ),
+        Cmd::Verify { offline: true, .. } => {
+            anyhow::bail!("--offline needs --genesis and --bundle")
+        }
+        Cmd::Verify {
+            file,
+            digest,
             attestation,
+            ..
         } => cli::verifier::verify(&ctx, file.as_deref(), digest, attestation),
+        Cmd::Bundle { id, out } => cli::verifier::bundle(&ctx, id, out.as_deref()),
         Cmd::Show { id } => cli::verifier::show(&ctx, id),
         Cmd::BulkIssue {
             key,
@@ -553,6 +657,168 @@ mod tests {
             Ok(_) => String::new(),
         };
         assert!(err.contains("check character"), "{err}");
+    }
+
+    #[test]
+    fn offline_verification_needs_a_genesis_and_a_bundle_and_no_node() {
+        let parse = |args: &[&str]| Cli::try_parse_from(args.iter().copied());
+        let a = "0".repeat(64);
+        let offline = [
+            "vault",
+            "verify",
+            "--offline",
+            "--genesis",
+            "g.json",
+            "--bundle",
+            "b.bin",
+        ];
+        let with = |extra: &[&str]| {
+            let mut v = offline.to_vec();
+            v.extend_from_slice(extra);
+            Cli::try_parse_from(v)
+        };
+        // The bundle alone, with a file, with a digest, with a freshness limit.
+        let Ok(Cli {
+            command:
+                Cmd::Verify {
+                    offline: true,
+                    genesis: Some(g),
+                    bundle: Some(b),
+                    file: None,
+                    max_age: None,
+                    ..
+                },
+            ..
+        }) = with(&[])
+        else {
+            panic!("verify --offline did not parse");
+        };
+        assert_eq!((g.to_str(), b.to_str()), (Some("g.json"), Some("b.bin")));
+        let Ok(Cli {
+            command:
+                Cmd::Verify {
+                    file: Some(f),
+                    max_age: Some(3600),
+                    ..
+                },
+            ..
+        }) = with(&["licence.pdf", "--max-age", "3600"])
+        else {
+            panic!("verify --offline FILE --max-age did not parse");
+        };
+        assert_eq!(f.to_str(), Some("licence.pdf"));
+        assert!(with(&["--digest", &a]).is_ok());
+        // A file and a digest are still exclusive; a bundle is of one attestation.
+        assert!(with(&["f.pdf", "--digest", &a]).is_err());
+        assert!(with(&["--attestation", &a]).is_err());
+        assert!(with(&["--max-age", "soon"]).is_err());
+        // --offline needs both files; they, and --max-age, need --offline.
+        assert!(parse(&["vault", "verify", "--offline", "--genesis", "g"]).is_err());
+        assert!(parse(&["vault", "verify", "--offline", "--bundle", "b"]).is_err());
+        assert!(parse(&["vault", "verify", "--offline", "f.pdf"]).is_err());
+        assert!(parse(&["vault", "verify", "f.pdf", "--bundle", "b"]).is_err());
+        assert!(parse(&["vault", "verify", "f.pdf", "--genesis", "g"]).is_err());
+        assert!(parse(&["vault", "verify", "f.pdf", "--max-age", "60"]).is_err());
+        // Online, a file or a digest is still required.
+        assert!(parse(&["vault", "verify", "--attestation", &a]).is_err());
+    }
+
+    #[test]
+    fn bundle_and_monitor_parse() {
+        let a = "ab".repeat(32);
+        let Ok(Cli {
+            command: Cmd::Bundle { id, out: Some(out) },
+            json: true,
+            ..
+        }) = Cli::try_parse_from(["vault", "bundle", &a, "-o", "x.bundle", "--json"])
+        else {
+            panic!("bundle did not parse");
+        };
+        assert_eq!(id.to_string(), a);
+        assert_eq!(out.to_str(), Some("x.bundle"));
+        assert!(matches!(
+            Cli::try_parse_from(["vault", "bundle", &a]),
+            Ok(Cli {
+                command: Cmd::Bundle { out: None, .. },
+                ..
+            })
+        ));
+        assert!(Cli::try_parse_from(["vault", "bundle", "not-an-id"]).is_err());
+        assert!(Cli::try_parse_from(["vault", "bundle"]).is_err());
+
+        // Several --node for a monitor, defaults for the rest.
+        let Ok(Cli {
+            node,
+            command:
+                Cmd::Monitor {
+                    genesis,
+                    interval_ms: 1000,
+                    stall_after: 30,
+                    rounds: 0,
+                },
+            ..
+        }) = Cli::try_parse_from([
+            "vault",
+            "monitor",
+            "--genesis",
+            "g.json",
+            "--node",
+            "http://a:8710",
+            "--node",
+            "http://b:8711",
+        ])
+        else {
+            panic!("monitor did not parse");
+        };
+        assert_eq!(genesis.to_str(), Some("g.json"));
+        assert_eq!(node, ["http://a:8710", "http://b:8711"]);
+        let Ok(Cli {
+            command:
+                Cmd::Monitor {
+                    interval_ms: 250,
+                    stall_after: 5,
+                    rounds: 3,
+                    ..
+                },
+            ..
+        }) = Cli::try_parse_from([
+            "vault",
+            "monitor",
+            "--genesis",
+            "g",
+            "--interval-ms",
+            "250",
+            "--stall-after",
+            "5",
+            "--rounds",
+            "3",
+        ])
+        else {
+            panic!("monitor options did not parse");
+        };
+        assert!(Cli::try_parse_from(["vault", "monitor"]).is_err());
+        // One node for every other command, the default when none is given.
+        let Ok(cli) = Cli::try_parse_from(["vault", "status"]) else {
+            panic!("status did not parse");
+        };
+        if std::env::var_os("VAULT_NODE").is_none() {
+            assert_eq!(cli.node, [DEFAULT_NODE]);
+        }
+        let Ok(cli) = Cli::try_parse_from([
+            "vault", "--node", "http://a", "--node", "http://b", "status",
+        ]) else {
+            panic!("two nodes did not parse");
+        };
+        let err = run(cli).unwrap_err().to_string();
+        assert!(err.contains("only `monitor`"), "{err}");
+        // The exit code of an alarm, as the help says.
+        assert_eq!(Exit::Alarm.code(), 3);
+        let mut cmd = Cli::command();
+        let help = cmd
+            .find_subcommand_mut("monitor")
+            .map(|m| m.render_long_help().to_string())
+            .unwrap_or_default();
+        assert!(help.contains("3 at least one alarm was raised"), "{help}");
     }
 
     #[test]

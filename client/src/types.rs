@@ -1,6 +1,7 @@
 //! What the node's API answers, as typed values.
 
 use serde::{Deserialize, Serialize};
+use vault_protocol::bundle::ProofBundle;
 use vault_protocol::crypto::Digest;
 use vault_protocol::ids::{DepartmentId, GrantId, Timestamp, TxId};
 use vault_protocol::state::{AttestationRecord, GrantRecord};
@@ -66,6 +67,10 @@ pub struct AttestationView {
     pub transaction: SignedTransaction,
     /// The verdict.
     pub verdict: Verdict,
+    /// The verdict's proof bundle, when asked for (`POST /v1/verify?bundle=true`): verify it
+    /// again later with the genesis file alone ([`crate::offline`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bundle: Option<ProofBundle>,
 }
 
 /// The answer of `POST /v1/verify`.

@@ -3,6 +3,8 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::sync::{Arc, Mutex};
@@ -265,6 +267,7 @@ fn attestation_of(file: &[u8]) -> AttestationView {
         record: state::attestation(ledger.state(), &id).unwrap().unwrap(),
         transaction: ledger.transaction(&TxId(id.0)).unwrap().unwrap().clone(),
         verdict: ledger.verify(&id, t.plus(1), None).unwrap().unwrap(),
+        bundle: None,
     }
 }
 
@@ -499,4 +502,315 @@ fn batch_answers_and_transaction_states_are_typed() {
     .unwrap();
     assert_eq!(refused.status, BatchStatus::Refused);
     assert_eq!(refused.tx_id, None);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Proof bundles, checkpoints and consistency proofs
+// ---------------------------------------------------------------------------------------------
+
+/// A real bundle: a licence on an in-memory ledger, certified by three of four validators.
+fn real_bundle() -> (AttestationId, vault_protocol::bundle::ProofBundle) {
+    let mut chain = common::Chain::new();
+    let id = chain.licence(1, b"licence");
+    chain.enrol(2, 1);
+    let bundle = chain.bundle(&id, &["samr", "tax", "hrss"]);
+    (id, bundle)
+}
+
+#[test]
+fn a_bundle_is_fetched_in_the_binary_form_and_decoded() {
+    use vault_protocol::encoding::Canonical;
+    let (id, bundle) = real_bundle();
+    let bytes = bundle.encode();
+    let mut broken = bytes.clone();
+    broken.truncate(bytes.len() / 2);
+    let (node, server) = serve(vec![
+        Box::new(move |head, _| {
+            assert_eq!(head.method, "GET");
+            assert_eq!(
+                head.target,
+                format!("/v1/attestations/{id}/bundle?format=binary")
+            );
+            assert_eq!(head.header("accept"), Some("application/octet-stream"));
+            response(
+                "200 OK",
+                &[("content-type", "application/octet-stream")],
+                &bytes,
+            )
+        }),
+        Box::new(move |_, _| response("200 OK", &[], &broken)),
+        Box::new(|_, _| {
+            response(
+                "503 Service Unavailable",
+                &[("content-type", "application/json"), ("retry-after", "1")],
+                br#"{"error":{"code":"head_not_certified","message":"retry in a moment"}}"#,
+            )
+        }),
+    ]);
+    assert_eq!(node.bundle(&id).unwrap(), bundle);
+    let err = node.bundle(&id).unwrap_err();
+    assert!(
+        matches!(err, ClientError::Unexpected(ref m) if m.contains("does not decode")),
+        "{err}"
+    );
+    let err = node.bundle(&id).unwrap_err();
+    assert_eq!(err.code(), Some("head_not_certified"));
+    assert!(err.is_transient());
+    server.join().unwrap();
+}
+
+#[test]
+fn checkpoints_and_consistency_proofs_come_back_as_served() {
+    let mut chain = common::Chain::new();
+    chain.enrol(1, 3);
+    chain.enrol(4, 4);
+    let note = chain.note(&["samr", "tax", "hrss"]);
+    let served = note.clone();
+    let proof = chain.proof(3, 7).unwrap();
+    let proof_json = serde_json::to_value(&proof).unwrap();
+    let wrong = serde_json::to_value(chain.proof(2, 7).unwrap()).unwrap();
+    let (node, server) = serve(vec![
+        Box::new(move |head, _| {
+            assert_eq!(head.target, "/checkpoint");
+            response(
+                "200 OK",
+                &[("content-type", "text/plain; charset=utf-8")],
+                served.as_bytes(),
+            )
+        }),
+        Box::new(move |head, _| {
+            assert_eq!(head.target, "/v1/log/consistency?from=3&to=7");
+            json_response("200 OK", &proof_json)
+        }),
+        // A proof for other sizes than asked is not passed on.
+        Box::new(move |_, _| json_response("200 OK", &wrong)),
+        Box::new(|_, _| {
+            json_response(
+                "400 Bad Request",
+                &json!({"error": {"code": "invalid_range", "message": "need 0 < from ≤ to ≤ 7"}}),
+            )
+        }),
+    ]);
+    let text = node.checkpoint_note().unwrap();
+    assert_eq!(text, note);
+    let verified = vault_protocol::checkpoint::cosigned_checkpoint_verdict(
+        &text,
+        &chain.net.genesis.governance(),
+        None,
+    )
+    .unwrap();
+    assert_eq!(verified.checkpoint().size, 7);
+    assert_eq!(node.consistency(3, 7).unwrap(), proof);
+    assert!(matches!(
+        node.consistency(3, 7),
+        Err(ClientError::Unexpected(_))
+    ));
+    assert_eq!(
+        node.consistency(3, 9).unwrap_err().code(),
+        Some("invalid_range")
+    );
+    server.join().unwrap();
+}
+
+#[test]
+fn verify_can_ask_for_a_bundle_with_each_verdict() {
+    let (id, bundle) = real_bundle();
+    let mut view = serde_json::to_value(attestation_of(b"licence")).unwrap();
+    view["bundle"] = serde_json::to_value(&bundle).unwrap();
+    let digest = CryptoSuite::Ed25519Sha256.file_digest(b"licence");
+    let answer = json!({"digest": digest, "valid": true, "verdicts": [view]});
+    let mut bare = answer.clone();
+    bare["verdicts"][0]
+        .as_object_mut()
+        .unwrap()
+        .remove("bundle");
+    let (node, server) = serve(vec![
+        Box::new(move |head, r| {
+            assert_eq!(
+                head.target,
+                format!("/v1/verify?attestation={id}&bundle=true")
+            );
+            let _ = head.body(r);
+            json_response("200 OK", &answer)
+        }),
+        Box::new(move |head, r| {
+            assert_eq!(head.target, "/v1/verify?bundle=true");
+            let body: Value = serde_json::from_slice(&head.body(r)).unwrap();
+            assert_eq!(body, json!({"digest": digest}));
+            json_response("200 OK", &bare)
+        }),
+    ]);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("licence.pdf");
+    std::fs::write(&path, b"licence").unwrap();
+    let r = node.verify_file_with_bundles(&path, Some(&id)).unwrap();
+    assert_eq!(r.verdicts[0].bundle.as_ref(), Some(&bundle));
+    // A node that leaves the bundle out does not pass for one that gave it.
+    let err = node.verify_digest_with_bundles(&digest, None).unwrap_err();
+    assert!(
+        matches!(err, ClientError::Unexpected(ref m) if m.contains("no bundle")),
+        "{err}"
+    );
+    server.join().unwrap();
+}
+
+// ---------------------------------------------------------------------------------------------
+// `vault bundle` and `vault monitor` against scripted nodes
+// ---------------------------------------------------------------------------------------------
+
+fn vault(args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_vault"))
+        .args(args)
+        .env_remove("VAULT_NODE")
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn the_cli_writes_a_bundle_in_either_form_and_says_its_size() {
+    use vault_protocol::encoding::Canonical;
+    let (id, bundle) = real_bundle();
+    let bytes = bundle.encode();
+    let served = bytes.clone();
+    let served2 = bytes.clone();
+    let (node, server) = serve(vec![
+        Box::new(move |_, _| response("200 OK", &[], &served)),
+        Box::new(move |_, _| response("200 OK", &[], &served2)),
+    ]);
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("b.bin");
+    let id = id.to_string();
+    let run = vault(&[
+        "--node",
+        node.base(),
+        "bundle",
+        &id,
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(run.status.code(), Some(0), "{run:?}");
+    assert_eq!(std::fs::read(&out).unwrap(), bytes);
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(
+        stderr.starts_with(&format!("{} bytes", bytes.len())),
+        "{stderr}"
+    );
+    let run = vault(&["--node", node.base(), "bundle", &id, "--json"]);
+    assert_eq!(run.status.code(), Some(0), "{run:?}");
+    let back = vault_client::offline::parse_bundle(&run.stdout).unwrap();
+    assert_eq!(back, bundle);
+    server.join().unwrap();
+}
+
+/// A node that serves `note` as its checkpoint `times` times.
+fn checkpoint_node(note: &str, times: usize) -> (Client, JoinHandle<()>) {
+    let handlers: Vec<Handler> = (0..times)
+        .map(|_| {
+            let note = note.to_string();
+            Box::new(move |head: &Head, _: &mut dyn Read| {
+                assert_eq!(head.target, "/checkpoint");
+                response("200 OK", &[], note.as_bytes())
+            }) as Handler
+        })
+        .collect();
+    serve(handlers)
+}
+
+#[test]
+fn the_cli_monitor_is_quiet_on_agreement_and_alarms_on_a_split_view() {
+    let mut base = common::Chain::new();
+    base.enrol(1, 2);
+    let dir = tempfile::tempdir().unwrap();
+    let genesis = dir.path().join("genesis.json");
+    std::fs::write(&genesis, serde_json::to_vec(&base.net.genesis).unwrap()).unwrap();
+    let genesis = genesis.to_str().unwrap();
+    let by = ["samr", "tax", "hrss"];
+
+    // Two nodes agreeing, two rounds: one ok line each, exit code 0.
+    let (a, sa) = checkpoint_node(&base.note(&by), 2);
+    let (b, sb) = checkpoint_node(&base.note(&by), 2);
+    let run = vault(&[
+        "monitor",
+        "--genesis",
+        genesis,
+        "--node",
+        a.base(),
+        "--node",
+        b.base(),
+        "--rounds",
+        "2",
+        "--interval-ms",
+        "10",
+    ]);
+    sa.join().unwrap();
+    sb.join().unwrap();
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    assert_eq!(run.status.code(), Some(0), "{stdout}");
+    let mut lines: Vec<&str> = stdout.lines().collect();
+    lines.sort();
+    let mut expected = vec![
+        format!("ok {} height 1 size 2", a.base()),
+        format!("ok {} height 1 size 2", b.base()),
+    ];
+    expected.sort();
+    assert_eq!(lines, expected);
+
+    // Two forks of the genesis, and a node that is down: alarms, exit code 3.
+    let (mut left, mut right) = (base.clone(), base.clone());
+    left.enrol(10, 1);
+    right.enrol(20, 1);
+    let (a, sa) = checkpoint_node(&left.note(&by), 1);
+    let (b, sb) = checkpoint_node(&right.note(&by), 1);
+    let run = vault(&[
+        "monitor",
+        "--genesis",
+        genesis,
+        "--node",
+        a.base(),
+        "--node",
+        b.base(),
+        "--node",
+        "http://127.0.0.1:9",
+        "--rounds",
+        "1",
+        "--json",
+    ]);
+    sa.join().unwrap();
+    sb.join().unwrap();
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    assert_eq!(run.status.code(), Some(3), "{stdout}");
+    let events: Vec<Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let alarms: Vec<(&str, &str)> = events
+        .iter()
+        .filter(|e| e["event"] == "alarm")
+        .map(|e| (e["kind"].as_str().unwrap(), e["code"].as_str().unwrap()))
+        .collect();
+    assert!(alarms.contains(&("split_view", "split_view")), "{stdout}");
+    assert!(alarms.contains(&("unreachable", "unreachable")), "{stdout}");
+    assert_eq!(alarms.len(), 2, "{stdout}");
+
+    // A checkpoint short of a quorum of cosigners is a bad checkpoint.
+    let (a, sa) = checkpoint_node(&base.note(&["samr", "tax"]), 1);
+    let run = vault(&[
+        "monitor",
+        "--genesis",
+        genesis,
+        "--node",
+        a.base(),
+        "--rounds",
+        "1",
+    ]);
+    sa.join().unwrap();
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    assert_eq!(run.status.code(), Some(3), "{stdout}");
+    assert!(
+        stdout.starts_with(&format!(
+            "ALARM BAD_CHECKPOINT {} too_few_cosigners: ",
+            a.base()
+        )),
+        "{stdout}"
+    );
 }

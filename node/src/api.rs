@@ -52,6 +52,12 @@ impl ApiError {
         }
     }
 
+    /// Tells the client when to retry (a `Retry-After` header).
+    pub fn retry_after(mut self, secs: u64) -> Self {
+        self.retry_after = Some(secs);
+        self
+    }
+
     /// 404.
     pub fn not_found(what: impl Into<String>) -> Self {
         Self::new(StatusCode::NOT_FOUND, "not_found", what)
@@ -190,6 +196,7 @@ async fn status(State(ctx): State<Arc<NodeContext>>) -> ApiResult<Json<Value>> {
         "log_size": head.log_size,
         "log_root": head.log_root,
         "state_root": head.state_root,
+        "status_root": head.status_root,
         "synced": ctx.is_synced(),
         "finalized_seen": ctx.finalized_seen.load(std::sync::atomic::Ordering::Relaxed),
         "peers": ctx.connected_peers(),
@@ -572,6 +579,10 @@ struct VerifyQuery {
     /// Answer only from a ledger state younger than this (by the head block's time), and not
     /// while this node is catching up.
     max_age_ms: Option<u64>,
+    /// Attach each verdict's proof bundle (at the same head), for the caller to keep or to
+    /// check offline.
+    #[serde(default)]
+    bundle: bool,
 }
 
 #[derive(Deserialize)]
@@ -703,6 +714,7 @@ async fn verify(
         "height": head.height,
         "block_hash": head.hash,
         "block_time": head.time,
+        "status_root": head.status_root,
         "age_ms": age_ms,
         "synced": synced,
     });
@@ -718,7 +730,17 @@ async fn verify(
         }
     }
     let valid = out.iter().any(|v| v.verdict.valid);
-    let mut body = json!({"digest": digest, "valid": valid, "verdicts": out, "as_of": as_of});
+    let mut verdicts = serde_json::to_value(&out).unwrap_or_default();
+    if q.bundle {
+        if let Some(list) = verdicts.as_array_mut() {
+            for (v, view_of) in list.iter_mut().zip(&out) {
+                let b =
+                    crate::proofs::bundle_at(&ctx, &view, &head, &view_of.verdict.attestation_id)?;
+                v["bundle"] = serde_json::to_value(&b).unwrap_or_default();
+            }
+        }
+    }
+    let mut body = json!({"digest": digest, "valid": valid, "verdicts": verdicts, "as_of": as_of});
     if out.is_empty() {
         body["reason"] = json!("unknown_digest");
         body["message"] = json!(format!("no attestation on the ledger for SHA-256 {digest}"));

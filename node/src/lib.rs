@@ -29,6 +29,7 @@ pub mod keys;
 pub mod node;
 pub mod p2p;
 pub mod pool;
+pub mod proofs;
 pub mod receipts;
 pub mod store;
 pub mod telemetry;

@@ -172,7 +172,9 @@ async fn run(
         .await
         .with_context(|| format!("binding the HTTP API on {}", cfg.http.listen))?;
     tracing::info!(url = %ctx.http_url, department = %cfg.department, "API listening");
-    let mut app = api::router(ctx.clone(), cfg.http.max_body_bytes).merge(vault_api::router(vault));
+    let mut app = api::router(ctx.clone(), cfg.http.max_body_bytes)
+        .merge(vault_api::router(vault))
+        .merge(crate::proofs::router(ctx.clone()));
     if let Some(cp) = checkpoints {
         app = app.merge(cp.router());
     }

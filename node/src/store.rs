@@ -27,7 +27,9 @@ use vault_protocol::crypto::{CryptoSuite, Digest};
 use vault_protocol::encoding::{BoundedVec, Canonical, DecodeError};
 use vault_protocol::genesis::Genesis;
 use vault_protocol::ids::{BlockHash, TxId};
-use vault_protocol::merkle::{self, Frontier, Hash, InclusionProof, SubtreeStore};
+use vault_protocol::merkle::{
+    self, ConsistencyProof, Frontier, Hash, InclusionProof, SubtreeStore,
+};
 use vault_protocol::state::{
     self, genesis_state, BlockOutcome, ChainHead, StateDelta, StateView, StoreError as StateError,
     TxLocation,
@@ -369,6 +371,13 @@ impl Store {
         let hasher = state::log_hasher(self.suite);
         merkle::inclusion_proof(&hasher, &LogNodes(self), index, size)
             .map_err(|e| corrupt(format!("inclusion proof: {e:?}")))
+    }
+
+    /// The RFC 9162 consistency proof from the log of `old` leaves to the log of `new` leaves.
+    pub fn consistency_proof(&self, old: u64, new: u64) -> Result<ConsistencyProof, StoreError> {
+        let hasher = state::log_hasher(self.suite);
+        merkle::consistency_proof(&hasher, &LogNodes(self), old, new)
+            .map_err(|e| corrupt(format!("consistency proof {old}..{new}: {e:?}")))
     }
 
     /// The log root at `size` leaves, recomputed from the stored nodes.

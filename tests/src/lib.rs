@@ -20,9 +20,14 @@ use vault_node::deploy;
 use vault_protocol::access::{AccessRequest, RequestAction, Requester, SignedAccessRequest};
 use vault_protocol::crypto::{CryptoSuite, KeyPair};
 use vault_protocol::encoding::Canonical;
+use vault_protocol::encoding::{BoundedString, BoundedVec};
 use vault_protocol::genesis::Genesis;
+use vault_protocol::ids::DocTypeCode;
 use vault_protocol::ids::{DepartmentId, Timestamp};
-use vault_protocol::tx::{SignedTransaction, Transaction, TxBody};
+use vault_protocol::tx::{
+    Attestation, Claim, Enrolment, SignedTransaction, StatusAction, StatusChange, Transaction,
+    TxBody,
+};
 
 /// One node of a [`Cluster`].
 pub struct ClusterNode {
@@ -121,6 +126,67 @@ impl Cluster {
             cluster.launch(i)?;
         }
         Ok(cluster)
+    }
+
+    /// A second network from the same genesis and the same keys, on its own ports and disks: as
+    /// if every validator signed two histories. Its chain diverges from this one at once, with
+    /// blocks cosigned by the same departments — a split view, for monitors to catch.
+    pub fn twin(&self) -> Result<Self> {
+        let dir = tempfile::tempdir()?;
+        let n = self.nodes.len();
+        let genesis_path = dir.path().join("genesis.json");
+        deploy::write_genesis(&genesis_path, &self.genesis)?;
+        let http: Vec<SocketAddr> = (0..n)
+            .map(|_| Ok(SocketAddr::from(([127, 0, 0, 1], free_port()?))))
+            .collect::<Result<_>>()?;
+        let p2p: Vec<String> = (0..n)
+            .map(|_| Ok(format!("/ip4/127.0.0.1/tcp/{}", free_port()?)))
+            .collect::<Result<_>>()?;
+        let mut nodes = Vec::new();
+        for (i, node) in self.nodes.iter().enumerate() {
+            let id = &node.department;
+            let ddir = dir.path().join(id.as_str());
+            fs::create_dir_all(ddir.join("keys"))?;
+            let src = self.dir.path().join(id.as_str()).join("keys");
+            for f in ["node.json", "signing.json"] {
+                fs::copy(src.join(f), ddir.join("keys").join(f))?;
+            }
+            let peers = self
+                .nodes
+                .iter()
+                .enumerate()
+                .filter(|(j, _)| *j != i)
+                .map(|(j, other)| vault_node::config::PeerConfig {
+                    department: other.department.clone(),
+                    address: p2p[j].clone(),
+                })
+                .collect();
+            let cfg = deploy::node_config(&ddir, id, &genesis_path, http[i], p2p[i].clone(), peers);
+            let config = ddir.join("node.toml");
+            fs::write(&config, cfg.to_toml())?;
+            nodes.push(ClusterNode {
+                department: id.clone(),
+                url: format!("http://{}", http[i]),
+                config,
+                log: ddir.join("node.log"),
+                signing: node.signing.clone(),
+                child: None,
+            });
+        }
+        let mut twin = Cluster {
+            dir,
+            genesis: self.genesis.clone(),
+            nodes,
+            bin: self.bin.clone(),
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(70))
+                .build()?,
+            nonce: std::sync::atomic::AtomicU64::new(1_000_000),
+        };
+        for i in 0..n {
+            twin.launch(i)?;
+        }
+        Ok(twin)
     }
 
     fn launch(&mut self, i: usize) -> Result<()> {
@@ -331,6 +397,88 @@ impl Cluster {
             .send()
             .await?;
         Ok(resp.json().await?)
+    }
+
+    /// Submits `tx` to node `via`, requires it committed, and waits until every running node has
+    /// its block (they commit a moment apart).
+    pub async fn commit(&self, via: usize, tx: &SignedTransaction) -> Result<Value> {
+        let (code, r) = self.submit(via, tx, true).await?;
+        if code != 200 || r["status"] != "committed" {
+            bail!("expected a commit, got {code} {r}");
+        }
+        let height = r["height"].as_u64().context("height")?;
+        for i in 0..self.nodes.len() {
+            if self.status(i).await.is_some() {
+                self.wait_height(i, height, Duration::from_secs(20)).await?;
+            }
+        }
+        Ok(r)
+    }
+
+    /// Enterprise `n`'s enrolment by node 0's department.
+    pub fn enrol_tx(&self, n: u32) -> SignedTransaction {
+        let by = &self.nodes[0];
+        self.tx(TxBody::EnrolEnterprise(Enrolment {
+            department: by.department.clone(),
+            enterprise: uscc(n),
+            key: enterprise_key(n).public(),
+        }))
+        .sign_one(&by.signing)
+    }
+
+    /// `issuer` (signing with `key`) attests `file` as enterprise `n`'s document of `doc_type`,
+    /// valid from a day ago for `valid_days` (or without end).
+    pub fn issue_tx(
+        &self,
+        issuer: &DepartmentId,
+        key: &KeyPair,
+        n: u32,
+        doc_type: &str,
+        file: &[u8],
+        valid_days: Option<u64>,
+    ) -> Result<SignedTransaction> {
+        const DAY: u64 = 86_400_000;
+        let t = now();
+        Ok(self
+            .tx(TxBody::IssueAttestation(Attestation {
+                issuer: issuer.clone(),
+                subject: uscc(n),
+                doc_type: DocTypeCode::new(doc_type)?,
+                file_digest: CryptoSuite::Ed25519Sha256.file_digest(file),
+                claims: BoundedVec::new(vec![Claim {
+                    key: BoundedString::new("licence_no")?,
+                    value: BoundedString::new(format!("{doc_type}-{n}"))?,
+                }])?,
+                valid_from: t.minus(DAY),
+                valid_until: valid_days.map(|d| t.plus(d * DAY)),
+                supersedes: None,
+            }))
+            .sign_one(key))
+    }
+
+    /// Node `i`'s department changes the status of attestation `id`.
+    pub fn status_tx(&self, i: usize, id: &str, action: StatusAction) -> Result<SignedTransaction> {
+        Ok(self
+            .tx(TxBody::SetStatus(StatusChange {
+                department: self.nodes[i].department.clone(),
+                attestation: id.parse()?,
+                action,
+                reason_code: 1,
+                note: BoundedString::new("企业休眠 (dormant)")?,
+            }))
+            .sign_one(&self.nodes[i].signing))
+    }
+
+    /// `GET` a path of node `i` as raw bytes, with an `Accept` header.
+    pub async fn get_bytes(&self, i: usize, path: &str, accept: &str) -> Result<(u16, Vec<u8>)> {
+        let resp = self
+            .http
+            .get(format!("{}{}", self.nodes[i].url, path))
+            .header("accept", accept)
+            .send()
+            .await?;
+        let status = resp.status().as_u16();
+        Ok((status, resp.bytes().await?.to_vec()))
     }
 
     /// A transaction on this chain, made now, with a fresh nonce.

@@ -279,6 +279,55 @@ async fn the_readme_tour_with_the_cli() -> Result<()> {
         v.stdout
     );
 
+    // Story 4b: the bank fetches a proof bundle once and verifies offline with the genesis alone.
+    let genesis = c.dir.path().join("genesis.json").display().to_string();
+    let b = cli.ok(&housing, &["bundle", &attestation, "-o", "licence.bundle"])?;
+    ensure!(b.stderr.contains("bytes"), "{}", b.stderr);
+    let offline = [
+        "--node",
+        "http://127.0.0.1:1",
+        "verify",
+        "--offline",
+        "--genesis",
+        &genesis,
+        "--bundle",
+        "licence.bundle",
+        "--max-age",
+        "600",
+    ];
+    let v = cli.ok(&samr, &[&offline[..], &["licence.pdf"]].concat())?;
+    ensure!(
+        v.stdout.contains("VALID") && !v.stdout.contains("NOT VALID") && v.stdout.contains("block"),
+        "{}",
+        v.stdout
+    );
+    let v = cli.run(&samr, &[&offline[..], &["changed.pdf"]].concat())?;
+    ensure!(
+        v.code == 2 && v.stdout.contains("digest_mismatch"),
+        "{}",
+        v.stdout
+    );
+    let mut bundle = std::fs::read(work.path().join("licence.bundle"))?;
+    let last = bundle.len() - 1;
+    bundle[last] ^= 1; // a bit of the last certificate signature
+    write(work.path(), "forged.bundle", &bundle)?;
+    let forged = [
+        "verify",
+        "--offline",
+        "--genesis",
+        &genesis,
+        "--bundle",
+        "forged.bundle",
+        "licence.pdf",
+    ];
+    let v = cli.run(&samr, &forged)?;
+    ensure!(
+        v.code == 2 && v.stdout.contains("certificate_bad_signature"),
+        "{}\n{}",
+        v.stdout,
+        v.stderr
+    );
+
     // Story 5 (the status part): suspended → every verifier says so, with the reason.
     let s = cli
         .ok(
@@ -363,6 +412,59 @@ async fn the_readme_tour_with_the_cli() -> Result<()> {
     ensure!(
         second["committed"] == 1 && second["skipped"] == 2 && second["failed"] == 2,
         "the rerun skips the done rows and issues the fixed one: {second}"
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_monitor_flags_a_split_view_between_two_nodes() -> Result<()> {
+    // Two networks from one genesis and the same keys: every validator signs two histories.
+    let a = Cluster::start(4)?;
+    let b = a.twin()?;
+    for i in 0..4 {
+        a.wait_height(i, 2, LONG).await?;
+        b.wait_height(i, 2, LONG).await?;
+    }
+    let work = tempfile::tempdir()?;
+    let cli = Cli {
+        bin: vault_binary()?,
+        dir: work.path().to_path_buf(),
+    };
+    let genesis = a.dir.path().join("genesis.json").display().to_string();
+    let monitor = |nodes: &[&str]| -> Result<Out> {
+        let mut args = vec![
+            "monitor",
+            "--genesis",
+            &genesis,
+            "--rounds",
+            "3",
+            "--interval-ms",
+            "500",
+        ];
+        for n in nodes {
+            args.extend(["--node", n]);
+        }
+        let first = nodes[0];
+        cli.run(first, &args)
+    };
+    // Two nodes of one network agree: no alarm.
+    let out = monitor(&[&a.nodes[0].url, &a.nodes[2].url])?;
+    ensure!(
+        out.code == 0 && !out.stdout.contains("ALARM"),
+        "exit {}: {}\n{}",
+        out.code,
+        out.stdout,
+        out.stderr
+    );
+    // A node of each: both serve checkpoints cosigned by more than two thirds of the genesis
+    // departments, and they cannot both be true.
+    let out = monitor(&[&a.nodes[0].url, &b.nodes[1].url])?;
+    ensure!(
+        out.code == 3 && out.stdout.contains("ALARM SPLIT_VIEW"),
+        "exit {}: {}\n{}",
+        out.code,
+        out.stdout,
+        out.stderr
     );
     Ok(())
 }

@@ -12,20 +12,10 @@ use anyhow::{ensure, Result};
 use vault_protocol::crypto::{CryptoSuite, PublicKey};
 use vault_protocol::encoding::BoundedVec;
 use vault_protocol::ids::{BlockHash, DocTypeCode, Timestamp};
-use vault_protocol::tx::{Attestation, Enrolment, TxBody};
-use vault_tests::{enterprise_key, uscc, Cluster};
+use vault_protocol::tx::{Attestation, TxBody};
+use vault_tests::{uscc, Cluster};
 
 const LONG: Duration = Duration::from_secs(120);
-
-fn enrol(c: &Cluster, n: u32) -> vault_protocol::tx::SignedTransaction {
-    let samr = &c.nodes[0];
-    c.tx(TxBody::EnrolEnterprise(Enrolment {
-        department: samr.department.clone(),
-        enterprise: uscc(n),
-        key: enterprise_key(n).public(),
-    }))
-    .sign_one(&samr.signing)
-}
 
 async fn block_hash(c: &Cluster, node: usize, height: u64) -> Result<String> {
     let (code, b) = c.get(node, &format!("/v1/blocks/{height}")).await?;
@@ -41,7 +31,7 @@ async fn four_departments_agree_survive_a_stop_and_catch_up() -> Result<()> {
     }
 
     // Enrol an enterprise through one node and issue its licence through another.
-    let (code, r) = c.submit(1, &enrol(&c, 1), true).await?;
+    let (code, r) = c.submit(1, &c.enrol_tx(1), true).await?;
     ensure!(
         code == 200 && r["status"] == "committed",
         "enrolment: {code} {r}"
@@ -201,7 +191,7 @@ async fn four_departments_agree_survive_a_stop_and_catch_up() -> Result<()> {
     c.stop(3)?;
     let mut last = 0;
     for n in 2..6 {
-        let (code, r) = c.submit(n as usize % 3, &enrol(&c, n), true).await?;
+        let (code, r) = c.submit(n as usize % 3, &c.enrol_tx(n), true).await?;
         ensure!(
             code == 200 && r["status"] == "committed",
             "enrolment {n}: {code} {r}"
@@ -241,7 +231,7 @@ async fn kill_nine_under_load_loses_nothing_acknowledged() -> Result<()> {
                 let n = 100 + w * 100 + k;
                 let (tx, url) = {
                     let c = c.lock().await;
-                    (enrol(&c, n), c.nodes[1].url.clone())
+                    (c.enrol_tx(n), c.nodes[1].url.clone())
                 };
                 let client = reqwest::Client::new();
                 let resp = client

@@ -27,8 +27,8 @@ use vault_protocol::crypto::{CryptoSuite, KeyPair};
 use vault_protocol::encoding::{BoundedString, BoundedVec};
 use vault_protocol::ids::{DepartmentId, DocTypeCode, GrantId};
 use vault_protocol::tx::{
-    Attestation, Claim, DocumentType, Enrolment, GovernanceAction, Grant, GrantScope,
-    GrantWithdrawal, Grantee, Purpose, SignedTransaction, StatusAction, StatusChange, TxBody,
+    DocumentType, Enrolment, GovernanceAction, Grant, GrantScope, GrantWithdrawal, Grantee,
+    Purpose, SignedTransaction, StatusAction, TxBody,
 };
 use vault_protocol::uscc::Uscc;
 use vault_tests::{enterprise_key, now, uscc, Cluster, Read};
@@ -45,22 +45,6 @@ const SUITE: CryptoSuite = CryptoSuite::Ed25519Sha256;
 
 fn dept(c: &Cluster, i: usize) -> DepartmentId {
     c.nodes[i].department.clone()
-}
-
-async fn commit(c: &Cluster, via: usize, tx: &SignedTransaction) -> Result<Value> {
-    let (code, r) = c.submit(via, tx, true).await?;
-    ensure!(
-        code == 200 && r["status"] == "committed",
-        "expected a commit, got {code} {r}"
-    );
-    // Every running node has the block before the story goes on (they commit a moment apart).
-    let height = r["height"].as_u64().context("height")?;
-    for i in 0..c.nodes.len() {
-        if c.status(i).await.is_some() {
-            c.wait_height(i, height, Duration::from_secs(20)).await?;
-        }
-    }
-    Ok(r)
 }
 
 async fn reject(c: &Cluster, via: usize, tx: &SignedTransaction) -> Result<String> {
@@ -110,43 +94,6 @@ fn grant_tx(
         expires_at: now().plus(lasts_ms),
     }))
     .sign_one(&enterprise_key(n)))
-}
-
-fn issue_tx(
-    c: &Cluster,
-    issuer: &DepartmentId,
-    key: &KeyPair,
-    n: u32,
-    doc_type: &str,
-    file: &[u8],
-    valid_days: Option<u64>,
-) -> Result<SignedTransaction> {
-    let t = now();
-    Ok(c.tx(TxBody::IssueAttestation(Attestation {
-        issuer: issuer.clone(),
-        subject: uscc(n),
-        doc_type: DocTypeCode::new(doc_type)?,
-        file_digest: SUITE.file_digest(file),
-        claims: BoundedVec::new(vec![Claim {
-            key: BoundedString::new("licence_no")?,
-            value: BoundedString::new(format!("{doc_type}-{n}"))?,
-        }])?,
-        valid_from: t.minus(DAY),
-        valid_until: valid_days.map(|d| t.plus(d * DAY)),
-        supersedes: None,
-    }))
-    .sign_one(key))
-}
-
-fn status_tx(c: &Cluster, i: usize, id: &str, action: StatusAction) -> Result<SignedTransaction> {
-    Ok(c.tx(TxBody::SetStatus(StatusChange {
-        department: dept(c, i),
-        attestation: id.parse()?,
-        action,
-        reason_code: 1,
-        note: BoundedString::new("企业休眠 (dormant)")?,
-    }))
-    .sign_one(&c.nodes[i].signing))
 }
 
 async fn wait_verdict<F>(c: &Cluster, file: &[u8], id: &str, what: &str, ok: F) -> Result<()>
@@ -245,7 +192,7 @@ async fn the_seven_stories_over_four_departments() -> Result<()> {
             key: enterprise_key(x).public(),
         }))
         .sign_one(&c.nodes[SAMR].signing);
-    commit(&c, SAMR, &enrol).await?;
+    c.commit(SAMR, &enrol).await?;
     let licence = pdf("营业执照 91350100M000100Y43");
     let (code, up) = c
         .upload(
@@ -256,8 +203,7 @@ async fn the_seven_stories_over_four_departments() -> Result<()> {
         )
         .await?;
     ensure!(code == 201, "upload: {code} {up}");
-    let issue = issue_tx(
-        &c,
+    let issue = c.issue_tx(
         &samr,
         &c.nodes[SAMR].signing,
         x,
@@ -266,7 +212,7 @@ async fn the_seven_stories_over_four_departments() -> Result<()> {
         None,
     )?;
     let licence_id = issue.id(SUITE).to_string();
-    let r = commit(&c, SAMR, &issue).await?;
+    let r = c.commit(SAMR, &issue).await?;
     let height = r["height"].as_u64().context("height")?;
     let digest = SUITE.file_digest(&licence).to_string();
     let (code, meta) = c.get(SAMR, &format!("/v1/documents/{digest}")).await?;
@@ -291,7 +237,7 @@ async fn the_seven_stories_over_four_departments() -> Result<()> {
     // ---- Story 2: X grants housing its licence for 建筑业企业资质申请, 30 days.
     let grant = grant_tx(&c, x, HOUSING, &["BUSINESS_LICENCE"], PURPOSE, 30 * DAY)?;
     let grant_id = grant.id(SUITE).to_string();
-    commit(&c, TAX, &grant).await?;
+    c.commit(TAX, &grant).await?;
     let (_, grants) = c
         .get(HOUSING, &format!("/v1/enterprises/{}/grants", uscc(x)))
         .await?;
@@ -342,8 +288,7 @@ async fn the_seven_stories_over_four_departments() -> Result<()> {
 
     // ---- Refusals: each with its code, none leaves a receipt, none gets a file.
     let tax_rating = pdf("纳税信用等级 A");
-    let rating = issue_tx(
-        &c,
+    let rating = c.issue_tx(
         &dept(&c, TAX),
         &c.nodes[TAX].signing,
         x,
@@ -352,7 +297,7 @@ async fn the_seven_stories_over_four_departments() -> Result<()> {
         Some(300),
     )?;
     let rating_id = rating.id(SUITE).to_string();
-    commit(&c, TAX, &rating).await?;
+    c.commit(TAX, &rating).await?;
     let (code, _) = c
         .upload(
             TAX,
@@ -375,8 +320,7 @@ async fn the_seven_stories_over_four_departments() -> Result<()> {
         "{r:?}"
     );
     // Expired: a grant to hrss lasting two seconds.
-    commit(
-        &c,
+    c.commit(
         SAMR,
         &grant_tx(&c, x, HRSS, &["BUSINESS_LICENCE"], PURPOSE, 2_000)?,
     )
@@ -387,14 +331,14 @@ async fn the_seven_stories_over_four_departments() -> Result<()> {
     // Withdrawn: a grant to tax for the rating, withdrawn by X.
     let g = grant_tx(&c, x, TAX, &["BUSINESS_LICENCE"], PURPOSE, DAY)?;
     let g_id = g.id(SUITE);
-    commit(&c, TAX, &g).await?;
+    c.commit(TAX, &g).await?;
     let withdraw = c
         .tx(TxBody::WithdrawGrant(GrantWithdrawal {
             enterprise: uscc(x),
             grant: GrantId(g_id.0),
         }))
         .sign_one(&enterprise_key(x));
-    commit(&c, TAX, &withdraw).await?;
+    c.commit(TAX, &withdraw).await?;
     let r = read_as(&c, TAX, &licence_id, PURPOSE).await?;
     ensure!(r.status == 403 && r.code() == "grant_withdrawn", "{r:?}");
     // Unauthenticated: no signed request at all, or one signed by another department's key.
@@ -491,20 +435,18 @@ async fn the_seven_stories_over_four_departments() -> Result<()> {
     );
 
     // ---- Story 5: suspend while dormant, reinstate; tax revokes a rating.
-    commit(
-        &c,
+    c.commit(
         SAMR,
-        &status_tx(&c, SAMR, &licence_id, StatusAction::Suspend)?,
+        &c.status_tx(SAMR, &licence_id, StatusAction::Suspend)?,
     )
     .await?;
     wait_verdict(&c, &licence, &licence_id, "suspended everywhere", |v| {
         v["valid"] == false && v["verdicts"][0]["verdict"]["status"] == "suspended"
     })
     .await?;
-    commit(
-        &c,
+    c.commit(
         SAMR,
-        &status_tx(&c, SAMR, &licence_id, StatusAction::Reinstate)?,
+        &c.status_tx(SAMR, &licence_id, StatusAction::Reinstate)?,
     )
     .await?;
     wait_verdict(&c, &licence, &licence_id, "reinstated everywhere", |v| {
@@ -514,12 +456,8 @@ async fn the_seven_stories_over_four_departments() -> Result<()> {
                 .is_some_and(|h| h.len() == 2)
     })
     .await?;
-    commit(
-        &c,
-        TAX,
-        &status_tx(&c, TAX, &rating_id, StatusAction::Revoke)?,
-    )
-    .await?;
+    c.commit(TAX, &c.status_tx(TAX, &rating_id, StatusAction::Revoke)?)
+        .await?;
     wait_verdict(&c, &tax_rating, &rating_id, "revoked everywhere", |v| {
         let checks = v["verdicts"][0]["verdict"]["checks"]
             .as_array()
@@ -532,7 +470,7 @@ async fn the_seven_stories_over_four_departments() -> Result<()> {
     let code = reject(
         &c,
         SAMR,
-        &status_tx(&c, SAMR, &rating_id, StatusAction::Reinstate)?,
+        &c.status_tx(SAMR, &rating_id, StatusAction::Reinstate)?,
     )
     .await?;
     ensure!(code == "not_issuer", "{code}");
@@ -541,8 +479,7 @@ async fn the_seven_stories_over_four_departments() -> Result<()> {
     // killed right after a read: the journaled read still becomes a receipt.
     c.kill9(HRSS)?;
     let late = pdf("社保缴纳证明");
-    let social = issue_tx(
-        &c,
+    let social = c.issue_tx(
         &dept(&c, SAMR),
         &c.nodes[SAMR].signing,
         x,
@@ -551,7 +488,7 @@ async fn the_seven_stories_over_four_departments() -> Result<()> {
         None,
     )?;
     let social_id = social.id(SUITE).to_string();
-    let r = commit(&c, SAMR, &social).await?;
+    let r = c.commit(SAMR, &social).await?;
     let h = r["height"].as_u64().context("height")?;
     let read = read_as(&c, HOUSING, &licence_id, PURPOSE).await?;
     ensure!(read.status == 200);
@@ -592,7 +529,7 @@ async fn the_seven_stories_over_four_departments() -> Result<()> {
         &c.nodes[TAX].signing,
         &c.nodes[HOUSING].signing,
     ])?;
-    commit(&c, HRSS, &three).await?;
+    c.commit(HRSS, &three).await?;
     for i in 0..4 {
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
@@ -622,17 +559,16 @@ async fn the_seven_stories_over_four_departments() -> Result<()> {
             },
         )))
         .sign(&four)?;
-    commit(&c, SAMR, &define).await?;
+    c.commit(SAMR, &define).await?;
     let authorise = c
         .tx(TxBody::Governance(GovernanceAction::AuthoriseIssuer {
             department: medins.clone(),
             doc_type: DocTypeCode::new("MEDICAL_INSURANCE_CERT")?,
         }))
         .sign(&four)?;
-    commit(&c, SAMR, &authorise).await?;
+    c.commit(SAMR, &authorise).await?;
     let cert = pdf("医保缴费证明");
-    let med = issue_tx(
-        &c,
+    let med = c.issue_tx(
         &medins,
         &medins_signing,
         x,
@@ -641,7 +577,7 @@ async fn the_seven_stories_over_four_departments() -> Result<()> {
         Some(365),
     )?;
     let med_id = med.id(SUITE).to_string();
-    commit(&c, HOUSING, &med).await?;
+    c.commit(HOUSING, &med).await?;
     let v = c.verify(TAX, &cert, Some(&med_id)).await?;
     ensure!(
         v["valid"] == true && v["verdicts"][0]["verdict"]["issuer"] == "medins",

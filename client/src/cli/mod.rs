@@ -4,6 +4,7 @@ pub mod bench;
 pub mod bulk;
 pub mod department;
 pub mod enterprise;
+pub mod monitor;
 pub mod output;
 pub mod verifier;
 
@@ -34,6 +35,8 @@ pub enum Exit {
     NotValid,
     /// Some of the work failed and was reported (exit code 1).
     Incomplete,
+    /// A monitor raised an alarm (exit code 3).
+    Alarm,
 }
 
 impl Exit {
@@ -43,6 +46,7 @@ impl Exit {
             Exit::Ok => 0,
             Exit::NotValid => 2,
             Exit::Incomplete => 1,
+            Exit::Alarm => 3,
         }
     }
 

@@ -24,6 +24,18 @@ pub fn when(t: Timestamp) -> String {
     }
 }
 
+/// A duration for people, to the second: `45 s`, `5 min 3 s`, `2 h 5 min`, `3 d 4 h`.
+pub fn age(ms: u64) -> String {
+    let s = ms / 1000;
+    let (d, h, m, s) = (s / 86_400, s / 3600 % 24, s / 60 % 60, s % 60);
+    match (d, h, m) {
+        (0, 0, 0) => format!("{s} s"),
+        (0, 0, m) => format!("{m} min {s} s"),
+        (0, h, m) => format!("{h} h {m} min"),
+        (d, h, _) => format!("{d} d {h} h"),
+    }
+}
+
 /// A size for people: `1.2 MiB (1,234,567 bytes)`.
 pub fn size(bytes: u64) -> String {
     const UNITS: [&str; 4] = ["KiB", "MiB", "GiB", "TiB"];
@@ -235,5 +247,10 @@ mod tests {
             when(Timestamp(1_795_700_000_123)),
             "2026-11-26 13:33:20 UTC"
         );
+        assert_eq!(age(999), "0 s");
+        assert_eq!(age(45_000), "45 s");
+        assert_eq!(age(303_500), "5 min 3 s");
+        assert_eq!(age(7_500_000), "2 h 5 min");
+        assert_eq!(age(3 * 86_400_000 + 4 * 3_600_000 + 59_000), "3 d 4 h");
     }
 }
