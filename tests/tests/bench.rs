@@ -50,6 +50,8 @@ fn the_bench_runs_and_reports_every_figure() -> Result<()> {
         "committed_per_s",
         "disk_bytes_per_attestation_per_node",
         "catch_up_per_s",
+        "offline_bundle_verify_us",
+        "bundle_bytes",
     ] {
         ensure!(v[field].as_f64().is_some_and(|x| x > 0.0), "{field}: {v}");
     }

@@ -21,8 +21,8 @@ use anyhow::{bail, Context, Result};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use vault_protocol::crypto::{CryptoSuite, KeyPair};
-use vault_protocol::encoding::BoundedVec;
-use vault_protocol::ids::{ChainId, DepartmentId, DocTypeCode, Timestamp};
+use vault_protocol::encoding::{BoundedVec, Canonical};
+use vault_protocol::ids::{AttestationId, ChainId, DepartmentId, DocTypeCode, Timestamp};
 use vault_protocol::tx::{Attestation, Enrolment, SignedTransaction, Transaction, TxBody};
 use vault_protocol::uscc::Uscc;
 
@@ -55,6 +55,7 @@ pub struct BenchArgs {
 
 #[derive(Deserialize)]
 struct TestnetFile {
+    genesis: PathBuf,
     nodes: Vec<TestnetNode>,
 }
 
@@ -71,6 +72,7 @@ struct TestnetNode {
 /// The network under test, and the processes this bench owns.
 struct Network {
     nodes: Vec<TestnetNode>,
+    genesis: PathBuf,
     testnet: Option<Child>,
     restarted: Vec<Child>,
     _tmp: Option<tempfile::TempDir>,
@@ -122,6 +124,7 @@ fn start_network(args: &BenchArgs) -> Result<Network> {
         )?;
         return Ok(Network {
             nodes: file.nodes,
+            genesis: file.genesis,
             testnet: None,
             restarted: Vec::new(),
             _tmp: None,
@@ -141,6 +144,7 @@ fn start_network(args: &BenchArgs) -> Result<Network> {
         .context("starting vault-node testnet")?;
     let mut net = Network {
         nodes: Vec::new(),
+        genesis: PathBuf::new(),
         testnet: Some(child),
         restarted: Vec::new(),
         _tmp: Some(tmp),
@@ -156,6 +160,7 @@ fn start_network(args: &BenchArgs) -> Result<Network> {
     std::thread::sleep(Duration::from_millis(200));
     let parsed: TestnetFile = serde_json::from_slice(&std::fs::read(&file)?)?;
     net.nodes = parsed.nodes;
+    net.genesis = parsed.genesis;
     Ok(net)
 }
 
@@ -487,10 +492,14 @@ async fn run_async(args: BenchArgs) -> Result<Exit> {
     let disk_before: Vec<u64> = net.nodes.iter().map(|n| dir_bytes(&node_dir(n))).collect();
     let mut rates = Vec::new();
     let mut committed_total = 0u64;
+    let mut sample: Option<AttestationId> = None;
     for run in 1..=args.runs {
         let g = generator.clone();
         let n = args.attestations;
         let txs = tokio::task::spawn_blocking(move || g.attestations(n)).await??;
+        if let Some(t) = txs.first() {
+            sample = Some(AttestationId(t.id(CryptoSuite::Ed25519Sha256).0));
+        }
         let before = http.status(&urls[0]).await.context("status")?["log_size"]
             .as_u64()
             .unwrap_or(0);
@@ -547,6 +556,17 @@ async fn run_async(args: BenchArgs) -> Result<Exit> {
         "  verify API: {verify_rps:.0} requests/s, p99 {verify_p99:.1} ms"
     ));
 
+    // Offline verification of one attestation's proof bundle, from the genesis alone.
+    let bundle = match sample {
+        Some(id) => Some(bundle_verify(&http, &urls[1 % urls.len()], &net.genesis, &id).await?),
+        None => None,
+    };
+    if let Some((us, bytes)) = bundle {
+        say(&format!(
+            "  offline bundle: {bytes} bytes, verified in {us:.0} µs (median)"
+        ));
+    }
+
     // Catch-up.
     let catch_up = if args.catch_up > 0 && net.nodes.len() >= 4 {
         let r = catch_up(
@@ -581,7 +601,8 @@ async fn run_async(args: BenchArgs) -> Result<Exit> {
         "verify_api": {"requests_per_s": verify_rps, "p99_ms": verify_p99},
         "catch_up_per_s": catch_up,
         "disk_bytes_per_attestation_per_node": disk_per_attestation,
-        "offline_bundle_verify_us": Value::Null,
+        "offline_bundle_verify_us": bundle.map(|b| b.0),
+        "bundle_bytes": bundle.map(|b| b.1),
         "ceiling": {
             "strict_verify_per_s_per_core": strict_per_s,
             "batch_verify_ns_per_signature": batch_ns,
@@ -605,9 +626,51 @@ async fn run_async(args: BenchArgs) -> Result<Exit> {
             None => println!("  catch-up           skipped"),
         }
         println!("  disk               {disk_per_attestation:.0} bytes per attestation per node");
-        println!("  offline bundle     not measured (proof bundles are not built yet)");
+        match bundle {
+            Some((us, bytes)) => {
+                println!("  offline bundle     verified in {us:.0} µs (median), {bytes} bytes")
+            }
+            None => println!("  offline bundle     not measured (no attestation)"),
+        }
     }
     Ok(Exit::Ok)
+}
+
+/// Fetches the bundle of `id` from `url` and verifies it offline 200 times: (median µs, bytes).
+async fn bundle_verify(
+    http: &Http,
+    url: &str,
+    genesis: &Path,
+    id: &AttestationId,
+) -> Result<(f64, usize)> {
+    let genesis = vault_client::offline::read_genesis(genesis)?;
+    let anchor = vault_protocol::bundle::Anchor::from_genesis(&genesis);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let bytes = loop {
+        let r = http
+            .client
+            .get(format!("{url}/v1/attestations/{id}/bundle"))
+            .header("accept", "application/octet-stream")
+            .send()
+            .await?;
+        if r.status().is_success() {
+            break r.bytes().await?.to_vec();
+        }
+        if Instant::now() > deadline {
+            bail!("no bundle for {id} from {url}: {}", r.status());
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let now: Timestamp = std::time::SystemTime::now().into();
+    let mut times = Vec::with_capacity(200);
+    for _ in 0..200 {
+        let t = Instant::now();
+        let bundle = vault_protocol::bundle::ProofBundle::decode(&bytes)?;
+        vault_protocol::bundle::verify_bundle(&anchor, &bundle, None, now, None)
+            .map_err(|e| anyhow::anyhow!("the bench's own bundle does not verify: {e}"))?;
+        times.push(t.elapsed().as_secs_f64() * 1e6);
+    }
+    Ok((median(&mut times), bytes.len()))
 }
 
 fn crate_keyfile(p: &Path) -> Result<KeyPair> {
