@@ -54,7 +54,7 @@ use tokio::sync::{mpsc, watch};
 use vault_protocol::block::Block;
 use vault_protocol::crypto::{CryptoSuite, Digest, KeyPair, PublicKey};
 use vault_protocol::encoding::Canonical;
-use vault_protocol::ids::{BlockHash, DepartmentId, Timestamp};
+use vault_protocol::ids::{BlockHash, Timestamp};
 use vault_protocol::state::{self, BlockError, ChainHead};
 use vault_protocol::tx::VerifiedTx;
 
@@ -1018,10 +1018,8 @@ async fn commit_loop<E: Clock>(
                 ctx.pool.committed(done.head.height, &done.tx_ids);
                 let head = done.head.clone();
                 heads.send_replace(done.head);
-                let proposer: DepartmentId = ctx.department.clone();
                 ctx.pool.revalidate(
                     &ctx.store.snapshot(),
-                    &proposer,
                     Timestamp(clock_now(&rt).0.max(head.time.0 + 1)),
                     4096,
                 );

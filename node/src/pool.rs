@@ -12,7 +12,7 @@ use std::sync::Mutex;
 
 use tokio::sync::oneshot;
 use vault_protocol::governance::Governance;
-use vault_protocol::ids::{DepartmentId, Timestamp, TxId};
+use vault_protocol::ids::{Timestamp, TxId};
 use vault_protocol::state::{self, ChainHead, StateView, TxError};
 use vault_protocol::tx::{EndorsementError, SignedTransaction, VerifiedTx};
 
@@ -244,22 +244,15 @@ impl Pool {
 
     /// Dry-runs the next `max` pending transactions against `view` (the state after the newest
     /// block) as if proposed at `time`, and evicts those that break a rule.
-    pub fn revalidate<V: StateView + ?Sized>(
-        &self,
-        view: &V,
-        proposer: &DepartmentId,
-        time: Timestamp,
-        max: usize,
-    ) {
+    pub fn revalidate<V: StateView + ?Sized>(&self, view: &V, time: Timestamp, max: usize) {
         let pending = self.pending(max);
         if pending.is_empty() {
             return;
         }
-        if let Ok(built) = state::build_block(view, proposer, time, pending) {
+        if let Ok(rejected) = state::dry_run(view, time, &pending) {
             // A duplicate is a transaction already committed: its watchers hear "committed" from
             // `committed`, not a rejection.
-            let rejected: Vec<_> = built
-                .rejected
+            let rejected: Vec<_> = rejected
                 .into_iter()
                 .filter(|(_, e)| !matches!(e, TxError::Duplicate { .. }))
                 .collect();

@@ -78,15 +78,26 @@ impl StateDelta {
     /// The status tree's nodes are left out: they are a function of the rest, committed to by
     /// the header's own `status_root`.
     pub fn digest(&self, suite: CryptoSuite) -> Digest {
-        let committed = StateDelta {
-            writes: self
-                .writes
-                .iter()
-                .filter(|(k, _)| !keys::is_status_node(k))
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect(),
-        };
-        let bytes = borsh::to_vec(&committed).unwrap_or_default();
+        // The borsh encoding of the map without the tree's nodes (u32 count, then each key and
+        // optional value with u32 length prefixes), written in one pass without copying the map.
+        let committed = || self.writes.iter().filter(|(k, _)| !keys::is_status_node(k));
+        let size: usize = committed()
+            .map(|(k, v)| 9 + k.len() + v.as_ref().map_or(0, Vec::len))
+            .sum();
+        let mut bytes = Vec::with_capacity(4 + size);
+        bytes.extend_from_slice(&(committed().count() as u32).to_le_bytes());
+        for (k, v) in committed() {
+            bytes.extend_from_slice(&(k.len() as u32).to_le_bytes());
+            bytes.extend_from_slice(k);
+            match v {
+                None => bytes.push(0),
+                Some(v) => {
+                    bytes.push(1);
+                    bytes.extend_from_slice(&(v.len() as u32).to_le_bytes());
+                    bytes.extend_from_slice(v);
+                }
+            }
+        }
         suite.hash(Domain::State, &[b"delta", &bytes])
     }
 }
@@ -1321,20 +1332,64 @@ pub fn apply_transaction<V: StateView + ?Sized>(
     ctx: &TxContext,
     tx: &VerifiedTx,
 ) -> Result<(), ApplyError> {
+    let gov = governance(&*state)?;
+    apply_transaction_under(state, ctx, tx, &gov)
+}
+
+/// As [`apply_transaction`], with `gov` the governance state in `state` (decoded once per block
+/// by the caller, and again after each governance transaction).
+fn apply_transaction_under<V: StateView + ?Sized>(
+    state: &mut Overlay<'_, V>,
+    ctx: &TxContext,
+    tx: &VerifiedTx,
+    gov: &Governance,
+) -> Result<(), ApplyError> {
     let writes = {
         let mut o = Overlay::new(&*state);
-        Rules::new(&mut o, ctx, tx)?.apply()?;
+        Rules {
+            o: &mut o,
+            ctx: *ctx,
+            tx,
+            gov: std::borrow::Cow::Borrowed(gov),
+        }
+        .apply()?;
         o.writes
     };
     state.writes.extend(writes);
     Ok(())
 }
 
-struct Rules<'o, 'a, V: StateView + ?Sized> {
+/// Applies the transactions of a block in order, keeping the decoded governance state current.
+struct Applier {
+    gov: Governance,
+}
+
+impl Applier {
+    fn new<V: StateView + ?Sized>(view: &V) -> Result<Self, StoreError> {
+        Ok(Applier {
+            gov: governance(view)?,
+        })
+    }
+
+    fn apply<V: StateView + ?Sized>(
+        &mut self,
+        state: &mut Overlay<'_, V>,
+        ctx: &TxContext,
+        tx: &VerifiedTx,
+    ) -> Result<(), ApplyError> {
+        apply_transaction_under(state, ctx, tx, &self.gov)?;
+        if matches!(tx.tx().body, TxBody::Governance(_)) {
+            self.gov = governance(&*state)?;
+        }
+        Ok(())
+    }
+}
+
+struct Rules<'o, 'a, 'g, V: StateView + ?Sized> {
     o: &'o mut Overlay<'a, V>,
     ctx: TxContext,
     tx: &'o VerifiedTx,
-    gov: Governance,
+    gov: std::borrow::Cow<'g, Governance>,
 }
 
 fn invalid(field: &'static str, reason: impl Into<String>) -> TxError {
@@ -1344,21 +1399,7 @@ fn invalid(field: &'static str, reason: impl Into<String>) -> TxError {
     }
 }
 
-impl<'o, 'a, V: StateView + ?Sized> Rules<'o, 'a, V> {
-    fn new(
-        o: &'o mut Overlay<'a, V>,
-        ctx: &TxContext,
-        tx: &'o VerifiedTx,
-    ) -> Result<Self, ApplyError> {
-        let gov = governance(&*o)?;
-        Ok(Self {
-            o,
-            ctx: *ctx,
-            tx,
-            gov,
-        })
-    }
-
+impl<V: StateView + ?Sized> Rules<'_, '_, '_, V> {
     fn now(&self) -> Timestamp {
         self.ctx.time
     }
@@ -1525,7 +1566,7 @@ impl<'o, 'a, V: StateView + ?Sized> Rules<'o, 'a, V> {
                     from: now,
                     until: None,
                 };
-                self.gov.departments.insert(
+                self.gov.to_mut().departments.insert(
                     department.clone(),
                     DepartmentRecord {
                         id: department.clone(),
@@ -1547,12 +1588,12 @@ impl<'o, 'a, V: StateView + ?Sized> Rules<'o, 'a, V> {
                 if self.gov.current_members().count() <= 1 {
                     return Err(TxError::LastMember.into());
                 }
-                if let Some(d) = self.gov.departments.get_mut(department) {
+                if let Some(d) = self.gov.to_mut().departments.get_mut(department) {
                     d.removed_at = Some(now);
                 }
                 // Periods close just after the block's instant, so that what the department did
                 // earlier in this block stays valid.
-                for t in self.gov.document_types.values_mut() {
+                for t in self.gov.to_mut().document_types.values_mut() {
                     for p in t.issuers.iter_mut() {
                         if &p.department == department && p.until.is_none() {
                             p.until = Some(now.plus(1));
@@ -1570,7 +1611,7 @@ impl<'o, 'a, V: StateView + ?Sized> Rules<'o, 'a, V> {
                 if def.max_validity_days == Some(0) {
                     return Err(invalid("max_validity_days", "must be at least 1 when set").into());
                 }
-                self.gov.document_types.insert(
+                self.gov.to_mut().document_types.insert(
                     def.code.clone(),
                     DocumentTypeRecord {
                         definition: def.clone(),
@@ -1588,11 +1629,14 @@ impl<'o, 'a, V: StateView + ?Sized> Rules<'o, 'a, V> {
                     }
                     .into());
                 }
-                let t = self.gov.document_types.get_mut(doc_type).ok_or_else(|| {
-                    TxError::UnknownDocumentType {
+                let t = self
+                    .gov
+                    .to_mut()
+                    .document_types
+                    .get_mut(doc_type)
+                    .ok_or_else(|| TxError::UnknownDocumentType {
                         doc_type: doc_type.clone(),
-                    }
-                })?;
+                    })?;
                 if t.currently_authorised(department) {
                     return Err(TxError::AlreadyAuthorised {
                         department: department.clone(),
@@ -1610,11 +1654,14 @@ impl<'o, 'a, V: StateView + ?Sized> Rules<'o, 'a, V> {
                 department,
                 doc_type,
             } => {
-                let t = self.gov.document_types.get_mut(doc_type).ok_or_else(|| {
-                    TxError::UnknownDocumentType {
+                let t = self
+                    .gov
+                    .to_mut()
+                    .document_types
+                    .get_mut(doc_type)
+                    .ok_or_else(|| TxError::UnknownDocumentType {
                         doc_type: doc_type.clone(),
-                    }
-                })?;
+                    })?;
                 let open = t
                     .issuers
                     .iter_mut()
@@ -1656,7 +1703,7 @@ impl<'o, 'a, V: StateView + ?Sized> Rules<'o, 'a, V> {
                         return Err(TxError::KeyInUse { key: *k }.into());
                     }
                 }
-                if let Some(d) = self.gov.departments.get_mut(department) {
+                if let Some(d) = self.gov.to_mut().departments.get_mut(department) {
                     for (keys, new) in [
                         (&mut d.signing_keys, signing_key),
                         (&mut d.node_keys, node_key),
@@ -1675,7 +1722,7 @@ impl<'o, 'a, V: StateView + ?Sized> Rules<'o, 'a, V> {
                 }
             }
         }
-        let gov = self.gov.clone();
+        let gov = self.gov.clone().into_owned();
         self.o.put_record(keys::GOVERNANCE.to_vec(), &gov);
         Ok(())
     }
@@ -2092,21 +2139,56 @@ pub struct BlockOutcome {
     pub leaf_hashes: Vec<Digest>,
 }
 
-/// Checks every signature of a block's transactions.
+/// Blocks with fewer transactions are verified on the calling thread.
+const PARALLEL_VERIFY_MIN: usize = 256;
+
+/// Checks every signature of a block's transactions. Large blocks are split over the machine's
+/// cores; the error, if any, is the one of the lowest-indexed bad transaction, as if checked in
+/// order.
 pub fn verify_transactions(
     suite: CryptoSuite,
     block: &Block,
 ) -> Result<Vec<VerifiedTx>, BlockError> {
-    block
-        .transactions
-        .iter()
-        .enumerate()
-        .map(|(index, t)| {
-            t.clone()
-                .verify(suite)
-                .map_err(|error| BlockError::BadEndorsement { index, error })
-        })
-        .collect()
+    let check = |offset: usize,
+                 part: &[crate::tx::SignedTransaction]|
+     -> Result<Vec<VerifiedTx>, BlockError> {
+        part.iter()
+            .enumerate()
+            .map(|(i, t)| {
+                t.clone()
+                    .verify(suite)
+                    .map_err(|error| BlockError::BadEndorsement {
+                        index: offset + i,
+                        error,
+                    })
+            })
+            .collect()
+    };
+    let txs: &[crate::tx::SignedTransaction] = &block.transactions;
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(8));
+    if threads < 2 || txs.len() < PARALLEL_VERIFY_MIN {
+        return check(0, txs);
+    }
+    let chunk = txs.len().div_ceil(threads);
+    let parts: Vec<Result<Vec<VerifiedTx>, BlockError>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = txs
+            .chunks(chunk)
+            .enumerate()
+            .map(|(c, part)| scope.spawn(move || check(c * chunk, part)))
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+            })
+            .collect()
+    });
+    let mut out = Vec::with_capacity(txs.len());
+    for part in parts {
+        out.extend(part?);
+    }
+    Ok(out)
 }
 
 /// Applies a block: checks its signatures, header and every transaction, and returns its writes.
@@ -2212,6 +2294,7 @@ fn execute<V: StateView + ?Sized>(
     let hasher = log_hasher(gov.suite);
     let mut frontier = log_frontier(&*overlay).map_err(|e| (0, e.into()))?;
     let mut leaf_hashes = Vec::with_capacity(txs.len());
+    let mut applier = Applier::new(&*overlay).map_err(|e| (0, e.into()))?;
     for (i, tx) in txs.iter().enumerate() {
         let ctx = TxContext {
             height,
@@ -2219,7 +2302,7 @@ fn execute<V: StateView + ?Sized>(
             index: i as u32,
             log_index: parent.log_size + i as u64,
         };
-        apply_transaction(overlay, &ctx, tx).map_err(|e| (i, e))?;
+        applier.apply(overlay, &ctx, tx).map_err(|e| (i, e))?;
         let leaf = hasher.hash_leaf(&tx.signed().leaf_data());
         frontier
             .push_with(&hasher, leaf)
@@ -2291,6 +2374,35 @@ fn seal(
     }
 }
 
+/// Runs candidate transactions, in order, against the state after the head as if in a block at
+/// `time`, and returns those that break a rule (given the ones before them) with the rule. Nothing
+/// is sealed: no log, no status tree, no commitment — this is the cheap check a node's pool makes
+/// after each block to evict what can no longer be committed.
+pub fn dry_run<V: StateView + ?Sized>(
+    view: &V,
+    time: Timestamp,
+    candidates: &[VerifiedTx],
+) -> Result<Vec<(TxId, TxError)>, StoreError> {
+    let parent = head(view)?;
+    let mut overlay = Overlay::new(view);
+    let mut applier = Applier::new(view)?;
+    let mut rejected = Vec::new();
+    for (i, tx) in candidates.iter().enumerate() {
+        let ctx = TxContext {
+            height: parent.height + 1,
+            time,
+            index: i as u32,
+            log_index: parent.log_size + i as u64,
+        };
+        match applier.apply(&mut overlay, &ctx, tx) {
+            Ok(()) => {}
+            Err(ApplyError::Rejected(e)) => rejected.push((tx.id(), e)),
+            Err(ApplyError::Store(e)) => return Err(e),
+        }
+    }
+    Ok(rejected)
+}
+
 /// A block built by a proposer, with what it left out.
 #[derive(Debug, Clone)]
 pub struct BuiltBlock {
@@ -2327,6 +2439,7 @@ pub fn build_block<V: StateView + ?Sized>(
     let hasher = log_hasher(gov.suite);
     let mut overlay = Overlay::new(view);
     let mut frontier = log_frontier(view)?;
+    let mut applier = Applier::new(view)?;
     let mut accepted: Vec<VerifiedTx> = Vec::new();
     let mut leaf_hashes = Vec::new();
     let mut rejected = Vec::new();
@@ -2345,7 +2458,7 @@ pub fn build_block<V: StateView + ?Sized>(
             index: accepted.len() as u32,
             log_index: parent.log_size + accepted.len() as u64,
         };
-        match apply_transaction(&mut overlay, &ctx, &tx) {
+        match applier.apply(&mut overlay, &ctx, &tx) {
             Ok(()) => {
                 bytes += size;
                 let leaf = hasher.hash_leaf(&tx.signed().leaf_data());

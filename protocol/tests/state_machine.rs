@@ -912,6 +912,8 @@ impl World {
             }
         }
         assert_eq!(built.rejected, rejected);
+        // The pool's cheap dry run (no sealing) rejects exactly what building the block does.
+        assert_eq!(state::dry_run(&pre, time, &verified).unwrap(), rejected);
         let block_ids: Vec<TxId> = built
             .block
             .transactions

@@ -248,7 +248,19 @@ impl Cluster {
     pub fn log_tail(&self, i: usize) -> String {
         let text = fs::read_to_string(&self.nodes[i].log).unwrap_or_default();
         let lines: Vec<&str> = text.lines().collect();
-        lines[lines.len().saturating_sub(40)..].join("\n")
+        // A panic's message comes before its long backtrace: show it whatever the tail holds.
+        let panics: Vec<&str> = lines
+            .iter()
+            .enumerate()
+            .filter(|(_, l)| l.contains("panicked at"))
+            .flat_map(|(n, _)| lines[n..(n + 3).min(lines.len())].iter().copied())
+            .collect();
+        let tail = lines[lines.len().saturating_sub(40)..].join("\n");
+        if panics.is_empty() {
+            tail
+        } else {
+            format!("{}\n…\n{tail}", panics.join("\n"))
+        }
     }
 
     /// GET a path on node `i`, as JSON.
