@@ -8,7 +8,7 @@ use serde::de::DeserializeOwned;
 use serde_json::{json, Value};
 use sha2::{Digest as _, Sha256};
 use vault_protocol::access::{RequestAction, SignedAccessRequest};
-use vault_protocol::bundle::ProofBundle;
+use vault_protocol::bundle::{GovernanceProof, ProofBundle};
 use vault_protocol::crypto::Digest;
 use vault_protocol::encoding::Canonical;
 use vault_protocol::ids::{AttestationId, ChainId, DepartmentId, GrantId, TxId};
@@ -505,7 +505,23 @@ impl Client {
     /// A node whose head block is not certified yet answers `head_not_certified` (HTTP 503, a
     /// transient error): try again a moment later.
     pub fn bundle(&self, id: &AttestationId) -> Result<ProofBundle, ClientError> {
-        let url = self.url(&format!("/v1/attestations/{id}/bundle?format=binary"));
+        self.canonical(
+            &format!("/v1/attestations/{id}/bundle?format=binary"),
+            "bundle",
+        )
+    }
+
+    /// The governance state with its proof at the node's head (`GET /v1/governance/proof`), in
+    /// the canonical binary form: with it, `verify --offline` knows the departments admitted and
+    /// the keys rotated since the genesis. Check it with
+    /// [`vault_protocol::bundle::Anchor::with_governance`].
+    pub fn governance_proof(&self) -> Result<GovernanceProof, ClientError> {
+        self.canonical("/v1/governance/proof?format=binary", "governance proof")
+    }
+
+    /// Fetches `path` as `application/octet-stream` and decodes it.
+    fn canonical<T: Canonical>(&self, path: &str, what: &str) -> Result<T, ClientError> {
+        let url = self.url(path);
         let resp = self
             .http
             .get(&url)
@@ -516,8 +532,8 @@ impl Client {
             url: url.clone(),
             error,
         })?;
-        ProofBundle::decode(&body)
-            .map_err(|e| ClientError::Unexpected(format!("the bundle does not decode: {e}")))
+        T::decode(&body)
+            .map_err(|e| ClientError::Unexpected(format!("the {what} does not decode: {e}")))
     }
 
     /// The node's latest checkpoint (`GET /checkpoint`): a C2SP signed note of the ledger's

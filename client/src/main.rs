@@ -226,6 +226,17 @@ enum Cmd {
         /// Refuse a bundle whose block is older than this (with --offline).
         #[arg(long, requires = "offline", value_name = "SECONDS")]
         max_age: Option<u64>,
+        /// A governance proof (`vault governance-proof`): departments admitted, keys rotated and
+        /// types authorised since the genesis, proven against a finalized block (with --offline).
+        #[arg(long, requires = "offline", value_name = "FILE")]
+        governance: Option<PathBuf>,
+    },
+    /// Fetch the governance state with its proof from the node, for `verify --offline
+    /// --governance`: the canonical binary form, or JSON with --json.
+    GovernanceProof {
+        /// Where to write it (default: standard output).
+        #[arg(short = 'o', long = "out", value_name = "FILE")]
+        out: Option<PathBuf>,
     },
     /// Fetch an attestation's proof bundle from the node, to verify later with `verify
     /// --offline`: the canonical binary form, or JSON with --json. Its size goes to standard
@@ -515,6 +526,7 @@ fn run(cli: Cli) -> Result<Exit> {
             genesis: Some(genesis),
             bundle: Some(bundle),
             max_age,
+            governance,
             ..
         } => cli::verifier::verify_offline(
             &ctx,
@@ -524,6 +536,7 @@ fn run(cli: Cli) -> Result<Exit> {
                 file: file.as_deref(),
                 digest,
                 max_age_s: max_age,
+                governance: governance.as_deref(),
             },
         ),
         Cmd::Verify { offline: true, .. } => {
@@ -536,6 +549,7 @@ fn run(cli: Cli) -> Result<Exit> {
             ..
         } => cli::verifier::verify(&ctx, file.as_deref(), digest, attestation),
         Cmd::Bundle { id, out } => cli::verifier::bundle(&ctx, id, out.as_deref()),
+        Cmd::GovernanceProof { out } => cli::verifier::governance_proof(&ctx, out.as_deref()),
         Cmd::Show { id } => cli::verifier::show(&ctx, id),
         Cmd::BulkIssue {
             key,

@@ -30,7 +30,9 @@
 
 use std::path::{Path, PathBuf};
 
-use vault_protocol::bundle::{verify_bundle, Anchor, BundleError, BundleVerdict, ProofBundle};
+use vault_protocol::bundle::{
+    verify_bundle, Anchor, BundleError, BundleVerdict, GovernanceProof, ProofBundle,
+};
 use vault_protocol::crypto::Digest;
 use vault_protocol::encoding::{Canonical, DecodeError};
 use vault_protocol::genesis::Genesis;
@@ -161,6 +163,35 @@ pub fn verify_offline_digest(
 ) -> Result<BundleVerdict, OfflineError> {
     let anchor = Anchor::from_genesis(genesis);
     Ok(verify_bundle(&anchor, bundle, digest, now, max_age_ms)?)
+}
+
+/// Reads a governance proof (`vault governance-proof`), binary or JSON.
+pub fn read_governance_proof(path: &Path) -> Result<GovernanceProof, OfflineError> {
+    let bytes = read(path)?;
+    let proof = if is_json(&bytes) {
+        serde_json::from_slice(&bytes).map_err(|e| {
+            BundleError::Decode(DecodeError::Malformed {
+                message: format!("not a governance proof in JSON: {e}"),
+            })
+        })?
+    } else {
+        GovernanceProof::decode(&bytes).map_err(BundleError::from)?
+    };
+    Ok(proof)
+}
+
+/// What the verifier trusts: the genesis, and the governance state a proof establishes if one
+/// is given (departments admitted, keys rotated, types authorised since the genesis). A proof
+/// that does not hold is an error with its code, like a bundle's.
+pub fn anchor(
+    genesis: &Genesis,
+    governance: Option<&GovernanceProof>,
+) -> Result<Anchor, OfflineError> {
+    let anchor = Anchor::from_genesis(genesis);
+    Ok(match governance {
+        Some(p) => anchor.with_governance(p)?,
+        None => anchor,
+    })
 }
 
 #[cfg(test)]

@@ -501,18 +501,31 @@ impl VaultApp {
     /// Verified transactions of a block, reusing the pool's verification where possible.
     fn verify_transactions(&self, block: &Block) -> Result<Vec<VerifiedTx>, BlockError> {
         let suite = self.ctx.store.suite();
-        block
+        let mut out: Vec<Option<VerifiedTx>> = block
             .transactions
             .iter()
-            .enumerate()
-            .map(|(index, t)| match self.ctx.pool.verified(&t.id(suite)) {
-                Some(v) if v.signed() == t => Ok(v),
-                _ => t
-                    .clone()
-                    .verify(suite)
-                    .map_err(|error| BlockError::BadEndorsement { index, error }),
+            .map(|t| {
+                self.ctx
+                    .pool
+                    .verified(&t.id(suite))
+                    .filter(|v| v.signed() == t)
             })
-            .collect()
+            .collect();
+        // Those this node has not seen yet are checked here, over the machine's cores.
+        let missing: Vec<usize> = (0..out.len()).filter(|i| out[*i].is_none()).collect();
+        let txs: Vec<&vault_protocol::tx::SignedTransaction> =
+            missing.iter().map(|i| &block.transactions[*i]).collect();
+        let checked = state::verify_all(suite, &txs).map_err(|e| match e {
+            BlockError::BadEndorsement { index, error } => BlockError::BadEndorsement {
+                index: missing[index],
+                error,
+            },
+            other => other,
+        })?;
+        for (i, v) in missing.into_iter().zip(checked) {
+            out[i] = Some(v);
+        }
+        Ok(out.into_iter().flatten().collect())
     }
 
     /// Makes sure every ancestor down to a known block is verified, oldest first.

@@ -3,6 +3,8 @@
 //!
 //! - `GET /v1/attestations/{id}/bundle` — the attestation's [`ProofBundle`] at the head: JSON, or
 //!   the canonical binary form with `Accept: application/octet-stream` (or `?format=binary`).
+//! - `GET /v1/governance/proof` — the governance state with its proof at the head, so an offline
+//!   verifier knows departments admitted and keys rotated since the genesis.
 //! - `GET /v1/log/consistency?from=A&to=B` — the RFC 9162 consistency proof between log sizes.
 //! - `GET /v1/events/status?attestations=ID,ID…` — one `status` event per change of a watched
 //!   attestation's status leaf (suspension, reinstatement, revocation, supersession), each naming
@@ -39,24 +41,18 @@ pub const MAX_WATCHED: usize = 1000;
 pub fn router(ctx: Arc<NodeContext>) -> Router {
     Router::new()
         .route("/v1/attestations/{id}/bundle", get(get_bundle))
+        .route("/v1/governance/proof", get(get_governance_proof))
         .route("/v1/log/consistency", get(consistency))
         .route("/v1/events/status", get(status_events))
         .with_state(ctx)
 }
 
-/// The bundle of attestation `id` at the snapshot's head.
-pub fn bundle_at(
+/// The head's header and its own finalization certificate.
+fn certified_head(
     ctx: &NodeContext,
-    view: &Snapshot<'_>,
     head: &ChainHead,
-    id: &AttestationId,
-) -> Result<ProofBundle, ApiError> {
+) -> Result<(vault_protocol::block::BlockHeader, Vec<u8>), ApiError> {
     let store = &ctx.store;
-    let record = state::attestation(view, id)?
-        .ok_or_else(|| ApiError::not_found(format!("no attestation {id}")))?;
-    let (tx, _) = store
-        .transaction(&vault_protocol::ids::TxId(id.0))?
-        .ok_or_else(|| ApiError::not_found(format!("no transaction {id}")))?;
     let header = store.header(head.height)?.ok_or_else(|| {
         ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -77,8 +73,11 @@ pub fn bundle_at(
         )
         .retry_after(1)
     })?;
-    let inclusion = store.inclusion_proof(record.location.log_index, head.log_size)?;
-    bundle::assemble(view, id, tx, inclusion, header, certificate).map_err(|e| match e {
+    Ok((header, certificate))
+}
+
+fn assemble_error(e: AssembleError) -> ApiError {
+    match e {
         AssembleError::UnknownAttestation { .. } => ApiError::not_found(e.to_string()),
         AssembleError::Store(s) => s.into(),
         other => ApiError::new(
@@ -86,7 +85,58 @@ pub fn bundle_at(
             "bundle_failed",
             other.to_string(),
         ),
-    })
+    }
+}
+
+/// Answers with the canonical binary form if asked (`?format=binary` or `Accept:
+/// application/octet-stream`), JSON otherwise.
+fn binary_or_json<T: Canonical + serde::Serialize>(
+    value: &T,
+    format: Option<&str>,
+    headers: &HeaderMap,
+) -> Result<Response, ApiError> {
+    let binary = match format {
+        Some("binary") => true,
+        Some("json") => false,
+        Some(other) => {
+            return Err(ApiError::bad_request(
+                "invalid_format",
+                format!("format must be json or binary, not {other:?}"),
+            ))
+        }
+        None => headers
+            .get(header::ACCEPT)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|a| a.contains("application/octet-stream")),
+    };
+    if binary {
+        let mut resp = value.encode().into_response();
+        resp.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/octet-stream"),
+        );
+        Ok(resp)
+    } else {
+        Ok(Json(value).into_response())
+    }
+}
+
+/// The bundle of attestation `id` at the snapshot's head.
+pub fn bundle_at(
+    ctx: &NodeContext,
+    view: &Snapshot<'_>,
+    head: &ChainHead,
+    id: &AttestationId,
+) -> Result<ProofBundle, ApiError> {
+    let store = &ctx.store;
+    let record = state::attestation(view, id)?
+        .ok_or_else(|| ApiError::not_found(format!("no attestation {id}")))?;
+    let (tx, _) = store
+        .transaction(&vault_protocol::ids::TxId(id.0))?
+        .ok_or_else(|| ApiError::not_found(format!("no transaction {id}")))?;
+    let (header, certificate) = certified_head(ctx, head)?;
+    let inclusion = store.inclusion_proof(record.location.log_index, head.log_size)?;
+    bundle::assemble(view, id, tx, inclusion, header, certificate).map_err(assemble_error)
 }
 
 #[derive(Deserialize)]
@@ -101,33 +151,22 @@ async fn get_bundle(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let id: AttestationId = parse_digest(&id, "attestation id")?;
-    let binary = match q.format.as_deref() {
-        Some("binary") => true,
-        Some("json") => false,
-        Some(other) => {
-            return Err(ApiError::bad_request(
-                "invalid_format",
-                format!("format must be json or binary, not {other:?}"),
-            ))
-        }
-        None => headers
-            .get(header::ACCEPT)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|a| a.contains("application/octet-stream")),
-    };
     let view = ctx.store.snapshot();
     let head = state::head(&view)?;
     let bundle = bundle_at(&ctx, &view, &head, &id)?;
-    if binary {
-        let mut resp = bundle.encode().into_response();
-        resp.headers_mut().insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/octet-stream"),
-        );
-        Ok(resp)
-    } else {
-        Ok(Json(bundle).into_response())
-    }
+    binary_or_json(&bundle, q.format.as_deref(), &headers)
+}
+
+async fn get_governance_proof(
+    State(ctx): State<Arc<NodeContext>>,
+    Query(q): Query<BundleQuery>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let view = ctx.store.snapshot();
+    let head = state::head(&view)?;
+    let (header, certificate) = certified_head(&ctx, &head)?;
+    let proof = bundle::assemble_governance(&view, header, certificate).map_err(assemble_error)?;
+    binary_or_json(&proof, q.format.as_deref(), &headers)
 }
 
 #[derive(Deserialize)]

@@ -249,14 +249,7 @@ pub fn verify_bundle(
     )?;
 
     // The header is final (checked last: the signatures are the expensive part).
-    let block_hash = header.hash(suite);
-    let ns = certificate::namespace(anchor.chain_id.as_str(), &anchor.genesis_hash);
-    let signers = Finalization::parse(&bundle.certificate)?.verify(
-        suite,
-        &ns,
-        &anchor.validators,
-        &block_hash,
-    )?;
+    let (block_hash, signers) = check_final(anchor, header, &bundle.certificate)?;
 
     let age_ms = now.0.saturating_sub(header.time.0);
     if let Some(max) = max_age_ms {
@@ -287,6 +280,106 @@ pub fn verify_bundle(
             age_ms,
             certified_by,
         },
+    })
+}
+
+/// Checks that `certificate` finalizes `header` under the anchor's validators; returns the block
+/// hash and the signers' keys.
+fn check_final(
+    anchor: &Anchor,
+    header: &BlockHeader,
+    certificate: &[u8],
+) -> Result<(BlockHash, Vec<PublicKey>), BundleError> {
+    let block_hash = header.hash(anchor.suite);
+    let ns = certificate::namespace(anchor.chain_id.as_str(), &anchor.genesis_hash);
+    let signers = Finalization::parse(certificate)?.verify(
+        anchor.suite,
+        &ns,
+        &anchor.validators,
+        &block_hash,
+    )?;
+    Ok((block_hash, signers))
+}
+
+/// A proof of the governance state (members, their key histories, document types and who may
+/// issue them) at a finalized block: the state, its status-tree proof, the header and its
+/// certificate. With it, an offline verifier knows the departments admitted and the keys rotated
+/// since the genesis.
+#[derive(
+    Debug,
+    Clone,
+    PartialEq,
+    Eq,
+    borsh::BorshSerialize,
+    borsh::BorshDeserialize,
+    Serialize,
+    Deserialize,
+)]
+pub struct GovernanceProof {
+    /// The governance state.
+    pub governance: Governance,
+    /// Its proof against `header.status_root` (key: [`status::governance_key`]).
+    pub proof: StatusProof,
+    /// The finalized block.
+    pub header: BlockHeader,
+    /// The block's finalization certificate.
+    #[serde(with = "crate::encoding::hex_bytes")]
+    pub certificate: BoundedVec<u8, MAX_CERTIFICATE_BYTES>,
+}
+
+impl Canonical for GovernanceProof {
+    const MAX_ENCODED_LEN: usize = 4 * 1024 * 1024 + 64 * 1024 + MAX_CERTIFICATE_BYTES;
+}
+
+impl Anchor {
+    /// This anchor with the governance state a proof establishes (for the verdicts' issuer
+    /// checks). The validators stay the genesis ones: the consensus engine runs one validator set,
+    /// the genesis members' node keys.
+    pub fn with_governance(mut self, proof: &GovernanceProof) -> Result<Self, BundleError> {
+        if proof.governance.chain_id != self.chain_id {
+            return Err(BundleError::WrongChain {
+                expected: self.chain_id.to_string(),
+                found: proof.governance.chain_id.to_string(),
+            });
+        }
+        proof.proof.verify(
+            &proof.header.status_root,
+            &status::governance_key(self.suite),
+            &proof.governance.encode(),
+        )?;
+        check_final(&self, &proof.header, &proof.certificate)?;
+        self.governance = proof.governance.clone();
+        Ok(self)
+    }
+}
+
+/// Assembles the governance proof from a state at `header` (the head block) and its certificate.
+pub fn assemble_governance<V: crate::state::StateView + ?Sized>(
+    view: &V,
+    header: BlockHeader,
+    certificate: Vec<u8>,
+) -> Result<GovernanceProof, AssembleError> {
+    let head = state::head(view)?;
+    if head.height != header.height {
+        return Err(AssembleError::NotTheHead {
+            header: header.height,
+            state: head.height,
+        });
+    }
+    let governance = state::governance(view)?;
+    let key = status::governance_key(governance.suite);
+    let proof = status::prove_key(view, governance.suite, head.height, &key)?.ok_or_else(|| {
+        crate::state::StoreError {
+            message: "the status tree has no governance leaf".into(),
+        }
+    })?;
+    let len = certificate.len();
+    Ok(GovernanceProof {
+        governance,
+        proof,
+        header,
+        certificate: BoundedVec::new(certificate)
+            .map_err(|_| AssembleError::CertificateTooLarge { len })?,
     })
 }
 

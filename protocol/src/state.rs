@@ -2149,13 +2149,23 @@ pub fn verify_transactions(
     suite: CryptoSuite,
     block: &Block,
 ) -> Result<Vec<VerifiedTx>, BlockError> {
+    let txs: Vec<&crate::tx::SignedTransaction> = block.transactions.iter().collect();
+    verify_all(suite, &txs)
+}
+
+/// Checks every signature of `txs` (over the machine's cores when there are many); the error
+/// names the lowest index (into `txs`) whose signatures fail.
+pub fn verify_all(
+    suite: CryptoSuite,
+    txs: &[&crate::tx::SignedTransaction],
+) -> Result<Vec<VerifiedTx>, BlockError> {
     let check = |offset: usize,
-                 part: &[crate::tx::SignedTransaction]|
+                 part: &[&crate::tx::SignedTransaction]|
      -> Result<Vec<VerifiedTx>, BlockError> {
         part.iter()
             .enumerate()
             .map(|(i, t)| {
-                t.clone()
+                (*t).clone()
                     .verify(suite)
                     .map_err(|error| BlockError::BadEndorsement {
                         index: offset + i,
@@ -2164,7 +2174,6 @@ pub fn verify_transactions(
             })
             .collect()
     };
-    let txs: &[crate::tx::SignedTransaction] = &block.transactions;
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(8));
     if threads < 2 || txs.len() < PARALLEL_VERIFY_MIN {
         return check(0, txs);

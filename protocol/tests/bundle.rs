@@ -139,6 +139,71 @@ fn suspension_and_supersession_are_proven_too() {
 }
 
 #[test]
+fn a_department_admitted_after_the_genesis_is_proven_by_a_governance_proof() {
+    let (mut fx, ent, _) = licensed();
+    // 医保局 joins by a two-thirds vote and is authorised for business licences (for the test).
+    fx.accept(fx.by_all(&["samr", "tax", "hrss"], admit("medins")));
+    fx.accept(fx.by_all(
+        &["samr", "tax", "hrss", "medins"],
+        authorise("medins", LICENCE),
+    ));
+    let mut a = fx.licence(&ent, "medins-licence");
+    a.issuer = did("medins");
+    let id = fx.issue(a);
+    let bundle = bundle_of(&fx, &id, &ALL);
+    let now = fx.now();
+
+    // With the genesis alone the verifier does not know medins's key or authorisation.
+    let bare = verify_bundle(&anchor(&fx), &bundle, None, now, None).unwrap();
+    assert_eq!(
+        bare.verdict.failures(),
+        vec![Reason::IssuerKeyNotValid, Reason::IssuerNotAuthorised]
+    );
+
+    // A governance proof from the same ledger (at a finalized block) fills it in.
+    let header = fx
+        .ledger
+        .block(fx.ledger.head().height)
+        .unwrap()
+        .header
+        .clone();
+    let proof = vault_protocol::bundle::assemble_governance(
+        fx.ledger.state(),
+        header.clone(),
+        fx.net.certify(&header, &ALL),
+    )
+    .unwrap();
+    let proven = anchor(&fx).with_governance(&proof).unwrap();
+    let out = verify_bundle(&proven, &bundle, None, now, None).unwrap();
+    assert!(out.verdict.valid, "{:?}", out.verdict.checks);
+    assert_eq!(out.verdict.issuer_name, "市医疗保障局");
+    let api = fx.ledger.verify(&id, now, None).unwrap().unwrap();
+    assert_eq!(api.checks, out.verdict.checks);
+    // Both forms round-trip.
+    use vault_protocol::bundle::GovernanceProof;
+    assert_eq!(GovernanceProof::decode(&proof.encode()).unwrap(), proof);
+    let json = serde_json::to_string(&proof).unwrap();
+    assert_eq!(
+        serde_json::from_str::<GovernanceProof>(&json).unwrap(),
+        proof
+    );
+
+    // A governance state that is not the ledger's is refused, as is one without a quorum.
+    let mut forged = proof.clone();
+    forged.governance.params.max_grant_duration_ms += 1;
+    let err = anchor(&fx).with_governance(&forged).unwrap_err();
+    assert_eq!(err.code(), "status_proof_invalid");
+    let mut weak = proof.clone();
+    weak.certificate = fx
+        .net
+        .certify(&header, &["samr", "tax"])
+        .try_into()
+        .unwrap();
+    let err = anchor(&fx).with_governance(&weak).unwrap_err();
+    assert_eq!(err.code(), "certificate_no_quorum");
+}
+
+#[test]
 fn flipping_any_single_bit_fails_with_a_specific_reason() {
     let (fx, _ent, id) = licensed();
     let bundle = bundle_of(&fx, &id, &["samr", "tax", "hrss"]);

@@ -32,15 +32,6 @@ use vault_protocol::verify::{verify_attestation, CheckKind, Outcome, Reason, Ver
 // Helpers
 // ---------------------------------------------------------------------------------------------
 
-fn admit(id: &str) -> TxBody {
-    TxBody::Governance(GovernanceAction::AdmitDepartment {
-        department: did(id),
-        name: bs("市医疗保障局"),
-        signing_key: test_key(id, "signing").public(),
-        node_key: test_key(id, "node").public(),
-    })
-}
-
 fn remove(id: &str) -> TxBody {
     TxBody::Governance(GovernanceAction::RemoveDepartment {
         department: did(id),
@@ -55,13 +46,6 @@ fn define(code: &str, max_validity_days: Option<u32>, requires_expiry: bool) -> 
         max_validity_days,
         requires_expiry,
     }))
-}
-
-fn authorise(department: &str, doc_type: &str) -> TxBody {
-    TxBody::Governance(GovernanceAction::AuthoriseIssuer {
-        department: did(department),
-        doc_type: dt(doc_type),
-    })
 }
 
 fn withdraw_issuer(department: &str, doc_type: &str) -> TxBody {

@@ -301,6 +301,18 @@ async fn the_readme_tour_with_the_cli() -> Result<()> {
         "{}",
         v.stdout
     );
+    // With the governance proven too (departments and keys since the genesis).
+    let g = cli.ok(&tax, &["governance-proof", "-o", "gov.proof"])?;
+    ensure!(g.stderr.contains("governance proof"), "{}", g.stderr);
+    let v = cli.ok(
+        &samr,
+        &[&offline[..], &["--governance", "gov.proof", "licence.pdf"]].concat(),
+    )?;
+    ensure!(
+        v.stdout.contains("VALID") && !v.stdout.contains("NOT VALID"),
+        "{}",
+        v.stdout
+    );
     let v = cli.run(&samr, &[&offline[..], &["changed.pdf"]].concat())?;
     ensure!(
         v.code == 2 && v.stdout.contains("digest_mismatch"),

@@ -24,7 +24,7 @@ use anyhow::{bail, ensure, Context, Result};
 use serde_json::Value;
 use vault_protocol::access::{RequestAction, Requester};
 use vault_protocol::crypto::{CryptoSuite, KeyPair};
-use vault_protocol::encoding::{BoundedString, BoundedVec};
+use vault_protocol::encoding::{BoundedString, BoundedVec, Canonical};
 use vault_protocol::ids::{DepartmentId, DocTypeCode, GrantId};
 use vault_protocol::tx::{
     DocumentType, Enrolment, GovernanceAction, Grant, GrantScope, GrantWithdrawal, Grantee,
@@ -583,5 +583,32 @@ async fn the_seven_stories_over_four_departments() -> Result<()> {
         v["valid"] == true && v["verdicts"][0]["verdict"]["issuer"] == "medins",
         "medins' certificate verifies: {v}"
     );
+    // Offline, the genesis alone does not know medins; a governance proof from any node does.
+    let anchor = vault_protocol::bundle::Anchor::from_genesis(&c.genesis);
+    let (code, bytes) = c
+        .get_bytes(
+            HRSS,
+            &format!("/v1/attestations/{med_id}/bundle"),
+            "application/octet-stream",
+        )
+        .await?;
+    ensure!(code == 200, "bundle: {code}");
+    let bundle = vault_protocol::bundle::ProofBundle::decode(&bytes)?;
+    let bare = vault_protocol::bundle::verify_bundle(&anchor, &bundle, None, now(), None)?;
+    ensure!(!bare.verdict.valid, "{:?}", bare.verdict.checks);
+    let (code, bytes) = c
+        .get_bytes(SAMR, "/v1/governance/proof", "application/octet-stream")
+        .await?;
+    ensure!(code == 200, "governance proof: {code}");
+    let proof = vault_protocol::bundle::GovernanceProof::decode(&bytes)?;
+    let proven = anchor.with_governance(&proof)?;
+    let out = vault_protocol::bundle::verify_bundle(
+        &proven,
+        &bundle,
+        Some(&SUITE.file_digest(&cert)),
+        now(),
+        None,
+    )?;
+    ensure!(out.verdict.valid, "{:?}", out.verdict.checks);
     Ok(())
 }

@@ -67,6 +67,8 @@ pub struct OfflineArgs<'a> {
     pub digest: Option<Digest>,
     /// The oldest block accepted, in seconds.
     pub max_age_s: Option<u64>,
+    /// A governance proof file, if any.
+    pub governance: Option<&'a Path>,
 }
 
 /// Verifies a proof bundle against the genesis file, with no network: the verdict, and the
@@ -84,8 +86,26 @@ pub fn verify_offline(ctx: &Ctx, a: OfflineArgs<'_>) -> Result<Exit> {
     };
     let max_age_ms = a.max_age_s.map(|s| s.saturating_mul(1000));
     let now = vault_client::requests::now();
+    let governance = a
+        .governance
+        .map(offline::read_governance_proof)
+        .transpose()?;
+    let anchor = match offline::anchor(&genesis, governance.as_ref()) {
+        Ok(anchor) => anchor,
+        Err(e) if e.rejects_bundle() => {
+            let path = a.governance.unwrap_or(a.bundle);
+            return Ok(not_valid(ctx, path, &e));
+        }
+        Err(e) => return Err(e.into()),
+    };
     let outcome = offline::read_bundle(a.bundle).and_then(|bundle| {
-        offline::verify_offline_digest(&genesis, &bundle, digest.as_ref(), now, max_age_ms)
+        Ok(vault_protocol::bundle::verify_bundle(
+            &anchor,
+            &bundle,
+            digest.as_ref(),
+            now,
+            max_age_ms,
+        )?)
     });
     let verdict = match outcome {
         Ok(v) => v,
@@ -154,12 +174,40 @@ pub fn bundle(ctx: &Ctx, id: AttestationId, out: Option<&Path>) -> Result<Exit> 
         .node
         .bundle(&id)
         .with_context(|| format!("fetching the bundle of {id}"))?;
+    let what = format!(
+        "bundle of attestation {id} at block {}",
+        bundle.header.height
+    );
+    write_proof(ctx, &bundle, out, &what)
+}
+
+/// Fetches the governance state with its proof and writes it (binary, or JSON with --json).
+pub fn governance_proof(ctx: &Ctx, out: Option<&Path>) -> Result<Exit> {
+    let proof = ctx
+        .node
+        .governance_proof()
+        .context("fetching the governance proof")?;
+    let what = format!(
+        "governance proof ({} departments) at block {}",
+        proof.governance.departments.len(),
+        proof.header.height
+    );
+    write_proof(ctx, &proof, out, &what)
+}
+
+/// Writes a proof to `out` or standard output and says its size on standard error.
+fn write_proof<T: Canonical + serde::Serialize>(
+    ctx: &Ctx,
+    proof: &T,
+    out: Option<&Path>,
+    what: &str,
+) -> Result<Exit> {
     let bytes = if ctx.json {
-        let mut b = serde_json::to_vec_pretty(&bundle)?;
+        let mut b = serde_json::to_vec_pretty(proof)?;
         b.push(b'\n');
         b
     } else {
-        bundle.encode()
+        proof.encode()
     };
     match out {
         Some(path) => {
@@ -168,17 +216,16 @@ pub fn bundle(ctx: &Ctx, id: AttestationId, out: Option<&Path>) -> Result<Exit> 
         None => {
             let mut stdout = std::io::stdout().lock();
             if !ctx.json && stdout.is_terminal() {
-                bail!("the bundle is binary: give -o FILE, redirect the output, or use --json");
+                bail!("the proof is binary: give -o FILE, redirect the output, or use --json");
             }
             stdout.write_all(&bytes)?;
             stdout.flush()?;
         }
     }
     eprintln!(
-        "{} bytes: the {} bundle of attestation {id} at block {}{}",
+        "{} bytes: the {} {what}{}",
         bytes.len(),
         if ctx.json { "JSON" } else { "binary" },
-        bundle.header.height,
         out.map(|p| format!(", written to {}", p.display()))
             .unwrap_or_default()
     );

@@ -13,8 +13,9 @@ use vault_protocol::ids::{AttestationId, DepartmentId, DocTypeCode, GrantId, Tim
 use vault_protocol::ledger::{test_key, MemoryLedger, TestDepartment, TestNetwork};
 use vault_protocol::state::{self, keys, AttestationRecord, BuiltBlock, TxError};
 use vault_protocol::tx::{
-    AccessRead, AccessReceipts, Attestation, Claim, Enrolment, Grant, GrantScope, GrantWithdrawal,
-    Grantee, Purpose, SignedTransaction, StatusAction, StatusChange, Transaction, TxBody,
+    AccessRead, AccessReceipts, Attestation, Claim, Enrolment, GovernanceAction, Grant, GrantScope,
+    GrantWithdrawal, Grantee, Purpose, SignedTransaction, StatusAction, StatusChange, Transaction,
+    TxBody,
 };
 use vault_protocol::uscc::{compute_check_character, compute_org_check_character, Uscc};
 use vault_protocol::verify::Verdict;
@@ -432,4 +433,22 @@ pub fn read(
         grant,
         read_at,
     }
+}
+
+/// Admitting department `id` (keys from `test_key`), by governance.
+pub fn admit(id: &str) -> TxBody {
+    TxBody::Governance(GovernanceAction::AdmitDepartment {
+        department: did(id),
+        name: bs("市医疗保障局"),
+        signing_key: test_key(id, "signing").public(),
+        node_key: test_key(id, "node").public(),
+    })
+}
+
+/// Authorising `department` to issue `doc_type`, by governance.
+pub fn authorise(department: &str, doc_type: &str) -> TxBody {
+    TxBody::Governance(GovernanceAction::AuthoriseIssuer {
+        department: did(department),
+        doc_type: dt(doc_type),
+    })
 }
