@@ -494,7 +494,58 @@ pub struct VaultApp {
     ctx: Arc<NodeContext>,
     chain: Arc<Chain>,
     empty_block_interval: Duration,
-    max_block_transactions: usize,
+    sizer: Arc<Mutex<ProposalSizer>>,
+}
+
+/// How many transactions this node's next proposal may hold.
+///
+/// A proposal too big for the other validators to check within the view's timeout is never
+/// notarized, and the same proposal next time fails the same way: a proposer whose last proposal
+/// did not make it into the chain halves its size (down to [`ProposalSizer::MIN`]); one whose
+/// proposal was committed doubles it again, up to the chain's limit.
+#[derive(Debug, Clone)]
+pub struct ProposalSizer {
+    max: usize,
+    cap: usize,
+    last: Option<(BlockHash, u64)>,
+}
+
+impl ProposalSizer {
+    /// The smallest cap.
+    pub const MIN: usize = 256;
+
+    /// A sizer for a chain whose blocks hold at most `max` transactions.
+    pub fn new(max: usize) -> Self {
+        ProposalSizer {
+            max,
+            cap: max,
+            last: None,
+        }
+    }
+
+    /// The cap for a proposal now, given the committed head's height and whether a block hash is
+    /// committed.
+    pub fn cap(&mut self, head_height: u64, committed: impl Fn(&BlockHash) -> bool) -> usize {
+        if let Some((hash, height)) = self.last {
+            if head_height >= height {
+                self.cap = if committed(&hash) {
+                    self.cap.saturating_mul(2).min(self.max)
+                } else {
+                    (self.cap / 2).max(Self::MIN.min(self.max))
+                };
+                self.last = None;
+            }
+        }
+        self.cap
+    }
+
+    /// Records a proposal of `txs` transactions at `height`. Empty proposals say nothing about
+    /// size and are not tracked.
+    pub fn proposed(&mut self, hash: BlockHash, height: u64, txs: usize) {
+        if txs > 0 {
+            self.last = Some((hash, height));
+        }
+    }
 }
 
 impl VaultApp {
@@ -604,7 +655,13 @@ impl<E: Clock + Spawner + Metrics> Application<E> for VaultApp {
         while self.ctx.pool.is_empty() && clock_now(&context.0) < not_before {
             context.0.sleep(Duration::from_millis(20)).await;
         }
-        let candidates = self.ctx.pool.pending(self.max_block_transactions);
+        let cap = {
+            let store = &self.ctx.store;
+            let head = self.ctx.head().height;
+            let mut sizer = self.sizer.lock().unwrap_or_else(|p| p.into_inner());
+            sizer.cap(head, |h| store.height_of(h).ok().flatten().is_some())
+        };
+        let candidates = self.ctx.pool.pending(cap);
         let department = self.ctx.department.clone();
         match self
             .chain
@@ -621,6 +678,13 @@ impl<E: Clock + Spawner + Metrics> Application<E> for VaultApp {
                     );
                 }
                 let suite = self.ctx.store.suite();
+                if let Ok(mut sizer) = self.sizer.lock() {
+                    sizer.proposed(
+                        block.header.hash(suite),
+                        block.header.height,
+                        block.transactions.len(),
+                    );
+                }
                 let cb = ChainBlock::new((*block).clone(), suite);
                 let digest = cb.digest();
                 Some(Digested::precomputed(cb, digest))
@@ -953,7 +1017,7 @@ where
             ctx: ctx.clone(),
             chain,
             empty_block_interval: timing.empty_block_interval,
-            max_block_transactions,
+            sizer: Arc::new(Mutex::new(ProposalSizer::new(max_block_transactions))),
         },
         mailbox,
         epocher,
@@ -1105,4 +1169,40 @@ pub fn spawn_tx_broadcast(
             net.broadcast(CHANNEL_TRANSACTIONS, Bytes::from(tx.encode()));
         }
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use vault_protocol::crypto::Digest;
+
+    fn hash(n: u8) -> BlockHash {
+        BlockHash(Digest([n; 32]))
+    }
+
+    #[test]
+    fn a_proposal_that_never_lands_halves_the_next_and_one_that_lands_doubles_it() {
+        let mut s = ProposalSizer::new(10_000);
+        assert_eq!(s.cap(0, |_| false), 10_000);
+        s.proposed(hash(1), 5, 10_000);
+        // Undecided while the chain is below the proposal's height.
+        assert_eq!(s.cap(4, |_| false), 10_000);
+        // The chain passed height 5 with another block: halve, and again, down to the floor.
+        assert_eq!(s.cap(5, |_| false), 5_000);
+        let mut cap = 5_000;
+        for h in 6..20 {
+            s.proposed(hash(h as u8), h, cap);
+            cap = s.cap(h, |_| false);
+        }
+        assert_eq!(cap, ProposalSizer::MIN);
+        // Landed: double back up to the chain's limit.
+        for h in 20..40 {
+            s.proposed(hash(h as u8), h, cap);
+            cap = s.cap(h, |x| *x == hash(h as u8));
+        }
+        assert_eq!(cap, 10_000);
+        // An empty proposal says nothing.
+        s.proposed(hash(99), 50, 0);
+        assert_eq!(s.cap(60, |_| false), 10_000);
+    }
 }
