@@ -53,10 +53,10 @@ use futures::StreamExt;
 use tokio::sync::{mpsc, watch};
 use vault_protocol::block::Block;
 use vault_protocol::crypto::{CryptoSuite, Digest, KeyPair, PublicKey};
-use vault_protocol::encoding::Canonical;
+use vault_protocol::encoding::{BoundedVec, Canonical};
 use vault_protocol::ids::{BlockHash, Timestamp};
 use vault_protocol::state::{self, BlockError, ChainHead};
-use vault_protocol::tx::VerifiedTx;
+use vault_protocol::tx::{SignedTransaction, VerifiedTx};
 
 use crate::chain::{Chain, ChainError};
 use crate::context::{now, NodeContext};
@@ -564,7 +564,7 @@ impl VaultApp {
             .collect();
         // Those this node has not seen yet are checked here, over the machine's cores.
         let missing: Vec<usize> = (0..out.len()).filter(|i| out[*i].is_none()).collect();
-        let txs: Vec<&vault_protocol::tx::SignedTransaction> =
+        let txs: Vec<&SignedTransaction> =
             missing.iter().map(|i| &block.transactions[*i]).collect();
         let checked = state::verify_all(suite, &txs).map_err(|e| match e {
             BlockError::BadEndorsement { index, error } => BlockError::BadEndorsement {
@@ -1143,30 +1143,51 @@ pub fn verify_certificate(
     Ok(())
 }
 
-/// Runs the inbound pending-transaction gossip: admits each into the pool.
+/// Most transactions in one gossip frame.
+pub const GOSSIP_BATCH: usize = 512;
+
+/// A gossip frame: pending transactions, sent together to cut per-frame costs.
+#[derive(Debug, Clone, PartialEq, Eq, borsh::BorshSerialize, borsh::BorshDeserialize)]
+pub struct TxBatch(pub BoundedVec<SignedTransaction, GOSSIP_BATCH>);
+
+impl Canonical for TxBatch {
+    const MAX_ENCODED_LEN: usize = GOSSIP_BATCH * SignedTransaction::MAX_ENCODED_LEN;
+}
+
+/// Runs the inbound pending-transaction gossip: admits each transaction of each frame into the
+/// pool, judged against one snapshot per frame.
 pub fn spawn_tx_gossip(ctx: Arc<NodeContext>, mut inbound: Inbound) {
     tokio::spawn(async move {
         while let Some((from, bytes)) = inbound.recv().await {
-            let Ok(signed) = vault_protocol::tx::SignedTransaction::decode(&bytes) else {
-                tracing::debug!(peer = %from, "undecodable gossiped transaction");
+            let Ok(batch) = TxBatch::decode(&bytes) else {
+                tracing::debug!(peer = %from, "undecodable gossip frame");
                 continue;
             };
             let Ok(gov) = ctx.governance() else { continue };
-            let _ = ctx
-                .pool
-                .admit(&ctx.store.snapshot(), &gov, &ctx.head(), now(), signed);
+            let view = ctx.store.snapshot();
+            let head = ctx.head();
+            for signed in batch.0.into_inner() {
+                let _ = ctx.pool.admit(&view, &gov, &head, now(), signed);
+            }
         }
     });
 }
 
-/// Sends locally submitted transactions to every connected peer.
-pub fn spawn_tx_broadcast(
-    net: Network,
-    mut outbound: mpsc::Receiver<vault_protocol::tx::SignedTransaction>,
-) {
+/// Sends locally submitted transactions to every connected peer, as many per frame as are
+/// waiting (up to [`GOSSIP_BATCH`]).
+pub fn spawn_tx_broadcast(net: Network, mut outbound: mpsc::Receiver<SignedTransaction>) {
     tokio::spawn(async move {
-        while let Some(tx) = outbound.recv().await {
-            net.broadcast(CHANNEL_TRANSACTIONS, Bytes::from(tx.encode()));
+        while let Some(first) = outbound.recv().await {
+            let mut txs = vec![first];
+            while txs.len() < GOSSIP_BATCH {
+                match outbound.try_recv() {
+                    Ok(tx) => txs.push(tx),
+                    Err(_) => break,
+                }
+            }
+            if let Ok(batch) = BoundedVec::new(txs) {
+                net.broadcast(CHANNEL_TRANSACTIONS, Bytes::from(TxBatch(batch).encode()));
+            }
         }
     });
 }
