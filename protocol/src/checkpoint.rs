@@ -95,11 +95,10 @@
 use std::collections::BTreeSet;
 use std::fmt;
 
-use ed25519_dalek::{Signer as _, SigningKey, VerifyingKey};
 use sha2::{Digest as _, Sha256};
 
 use crate::block::BlockHeader;
-use crate::crypto::{CryptoSuite, Digest, KeyPair, PublicKey};
+use crate::crypto::{CryptoSuite, Digest, KeyPair, PublicKey, Signature, SignatureError};
 use crate::governance::{DepartmentRecord, Governance};
 use crate::ids::{BlockHash, ChainId, DepartmentId, Timestamp};
 use crate::merkle::{self, ConsistencyProof, Hash, LogHasher, MerkleError, Sha256LogHasher};
@@ -964,12 +963,7 @@ pub fn parse_verifier_key(vkey: &str) -> Result<(String, PublicKey), CheckpointE
 
 /// Signs `body` as `name`, without checks (callers make sure the body is valid note text).
 fn sign_raw(body: &str, name: &str, key: &KeyPair) -> NoteSignature {
-    let signature = match key.suite() {
-        CryptoSuite::Ed25519Sha256 => SigningKey::from_bytes(&key.seed())
-            .sign(body.as_bytes())
-            .to_bytes()
-            .to_vec(),
-    };
+    let signature = key.sign_untagged(body.as_bytes()).as_bytes().to_vec();
     NoteSignature {
         name: name.to_string(),
         key_id: note_key_id(name, &key.public()),
@@ -1019,18 +1013,13 @@ pub fn verify_note_signature(
         signer: cut(name),
         key_id: hex::encode(sig.key_id),
     };
-    let mut key_bytes = [0u8; 32];
-    key_bytes.copy_from_slice(key.as_bytes());
-    let vk = VerifyingKey::from_bytes(&key_bytes)
-        .ok()
-        .filter(|vk| !vk.is_weak())
-        .ok_or_else(|| CheckpointError::InvalidPublicKey { key: key.to_hex() })?;
     let sig_bytes: [u8; 64] = sig.signature.as_slice().try_into().map_err(|_| bad())?;
-    vk.verify_strict(
-        body.as_bytes(),
-        &ed25519_dalek::Signature::from_bytes(&sig_bytes),
-    )
-    .map_err(|_| bad())
+    CryptoSuite::Ed25519Sha256
+        .verify_untagged(key, body.as_bytes(), &Signature::from_bytes(sig_bytes))
+        .map_err(|e| match e {
+            SignatureError::InvalidKey { key } => CheckpointError::InvalidPublicKey { key },
+            SignatureError::Mismatch { .. } => bad(),
+        })
 }
 
 // ---------------------------------------------------------------------------

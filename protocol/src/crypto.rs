@@ -325,15 +325,7 @@ impl CryptoSuite {
         message: &[u8],
         signature: &Signature,
     ) -> Result<(), SignatureError> {
-        match self {
-            CryptoSuite::Ed25519Sha256 => {
-                let vk = verifying_key(key)?;
-                let sig = ed25519_dalek::Signature::from_bytes(&signature.0);
-                let msg = [domain.tag(), message].concat();
-                vk.verify_strict(&msg, &sig)
-                    .map_err(|_| SignatureError::Mismatch { key: key.to_hex() })
-            }
-        }
+        self.verify_untagged(key, &[domain.tag(), message].concat(), signature)
     }
 
     /// Verifies `signature` over `message` exactly as given, strictly — for formats defined

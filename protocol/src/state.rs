@@ -1404,6 +1404,20 @@ impl<V: StateView + ?Sized> Rules<'_, '_, '_, V> {
         self.ctx.time
     }
 
+    /// A document type of the governance state being changed.
+    fn doc_type_mut(
+        &mut self,
+        doc_type: &DocTypeCode,
+    ) -> Result<&mut crate::governance::DocumentTypeRecord, TxError> {
+        self.gov
+            .to_mut()
+            .document_types
+            .get_mut(doc_type)
+            .ok_or_else(|| TxError::UnknownDocumentType {
+                doc_type: doc_type.clone(),
+            })
+    }
+
     fn apply(mut self) -> Result<(), ApplyError> {
         self.check_envelope()?;
         match &self.tx.tx().body {
@@ -1629,14 +1643,7 @@ impl<V: StateView + ?Sized> Rules<'_, '_, '_, V> {
                     }
                     .into());
                 }
-                let t = self
-                    .gov
-                    .to_mut()
-                    .document_types
-                    .get_mut(doc_type)
-                    .ok_or_else(|| TxError::UnknownDocumentType {
-                        doc_type: doc_type.clone(),
-                    })?;
+                let t = self.doc_type_mut(doc_type)?;
                 if t.currently_authorised(department) {
                     return Err(TxError::AlreadyAuthorised {
                         department: department.clone(),
@@ -1654,14 +1661,7 @@ impl<V: StateView + ?Sized> Rules<'_, '_, '_, V> {
                 department,
                 doc_type,
             } => {
-                let t = self
-                    .gov
-                    .to_mut()
-                    .document_types
-                    .get_mut(doc_type)
-                    .ok_or_else(|| TxError::UnknownDocumentType {
-                        doc_type: doc_type.clone(),
-                    })?;
+                let t = self.doc_type_mut(doc_type)?;
                 let open = t
                     .issuers
                     .iter_mut()

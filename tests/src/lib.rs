@@ -111,18 +111,28 @@ impl Cluster {
                 child: None,
             });
         }
-        let genesis = net.genesis;
+        Self::launch_all(dir, net.genesis, nodes, node_binary()?, 1)
+    }
+
+    /// Starts every node of a cluster made of these parts.
+    fn launch_all(
+        dir: tempfile::TempDir,
+        genesis: Genesis,
+        nodes: Vec<ClusterNode>,
+        bin: PathBuf,
+        first_nonce: u64,
+    ) -> Result<Self> {
         let mut cluster = Cluster {
             dir,
             genesis,
             nodes,
-            bin: node_binary()?,
+            bin,
             http: reqwest::Client::builder()
                 .timeout(Duration::from_secs(70))
                 .build()?,
-            nonce: std::sync::atomic::AtomicU64::new(1),
+            nonce: std::sync::atomic::AtomicU64::new(first_nonce),
         };
-        for i in 0..n {
+        for i in 0..cluster.nodes.len() {
             cluster.launch(i)?;
         }
         Ok(cluster)
@@ -173,20 +183,13 @@ impl Cluster {
                 child: None,
             });
         }
-        let mut twin = Cluster {
+        Self::launch_all(
             dir,
-            genesis: self.genesis.clone(),
+            self.genesis.clone(),
             nodes,
-            bin: self.bin.clone(),
-            http: reqwest::Client::builder()
-                .timeout(Duration::from_secs(70))
-                .build()?,
-            nonce: std::sync::atomic::AtomicU64::new(1_000_000),
-        };
-        for i in 0..n {
-            twin.launch(i)?;
-        }
-        Ok(twin)
+            self.bin.clone(),
+            1_000_000,
+        )
     }
 
     fn launch(&mut self, i: usize) -> Result<()> {
