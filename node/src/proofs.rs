@@ -275,6 +275,10 @@ async fn status_events(
             }
         }
         while heads.changed().await.is_ok() {
+            // A subscriber that went away is noticed at the next block, changes or not.
+            if tx.is_closed() {
+                return;
+            }
             let head = heads.borrow_and_update().clone();
             let Ok(now) = leaves(&ctx.store.snapshot(), &ids) else {
                 continue;
