@@ -624,7 +624,7 @@ async fn verify(
     State(ctx): State<Arc<NodeContext>>,
     Query(q): Query<VerifyQuery>,
     request: axum::extract::Request,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Response> {
     use axum::extract::FromRequest;
     let limit = ctx.max_body_bytes;
     let content_type = request
@@ -730,20 +730,51 @@ async fn verify(
         }
     }
     let valid = out.iter().any(|v| v.verdict.valid);
-    let mut verdicts = serde_json::to_value(&out).unwrap_or_default();
-    if q.bundle {
-        if let Some(list) = verdicts.as_array_mut() {
-            for (v, view_of) in list.iter_mut().zip(&out) {
-                let b =
-                    crate::proofs::bundle_at(&ctx, &view, &head, &view_of.verdict.attestation_id)?;
-                v["bundle"] = serde_json::to_value(&b).unwrap_or_default();
-            }
-        }
+    let mut verdicts = Vec::with_capacity(out.len());
+    for v in &out {
+        let bundle = if q.bundle {
+            Some(crate::proofs::bundle_at(
+                &ctx,
+                &view,
+                &head,
+                &v.verdict.attestation_id,
+            )?)
+        } else {
+            None
+        };
+        verdicts.push(VerdictOut { view: v, bundle });
     }
-    let mut body = json!({"digest": digest, "valid": valid, "verdicts": verdicts, "as_of": as_of});
-    if out.is_empty() {
-        body["reason"] = json!("unknown_digest");
-        body["message"] = json!(format!("no attestation on the ledger for SHA-256 {digest}"));
-    }
-    Ok(Json(body))
+    let unknown = out.is_empty();
+    // Serialised straight to the response body, with no JSON tree in between.
+    Ok(Json(VerifyAnswer {
+        digest,
+        valid,
+        verdicts,
+        as_of,
+        reason: unknown.then_some("unknown_digest"),
+        message: unknown.then(|| format!("no attestation on the ledger for SHA-256 {digest}")),
+    })
+    .into_response())
+}
+
+/// The verify API's answer.
+#[derive(Serialize)]
+struct VerifyAnswer<'a> {
+    digest: Digest,
+    valid: bool,
+    verdicts: Vec<VerdictOut<'a>>,
+    as_of: Value,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    message: Option<String>,
+}
+
+/// One verdict, with its proof bundle when asked for.
+#[derive(Serialize)]
+struct VerdictOut<'a> {
+    #[serde(flatten)]
+    view: &'a AttestationView,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    bundle: Option<vault_protocol::bundle::ProofBundle>,
 }

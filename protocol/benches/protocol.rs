@@ -2,7 +2,8 @@
 //!
 //! - `encoding`: canonical encode and decode of a signed issue-attestation transaction and of a
 //!   block of 1,000 such transactions;
-//! - `signatures`: strict ed25519 verification of one transaction (`SignedTransaction::verify`);
+//! - `signatures`: strict ed25519 verification of one transaction (`SignedTransaction::verify`),
+//!   cold and when the same signature was verified before (the remembered-signatures set);
 //! - `merkle`: appending to the log frontier (`Frontier::push`, 1,000 leaves per iteration on top
 //!   of 100,000), and generating and verifying inclusion and consistency proofs on a `MemoryLog`
 //!   of 100,000 leaves;
@@ -151,7 +152,19 @@ fn signatures(c: &mut Criterion) {
     let tx = block.transactions[0].clone();
     let mut g = c.benchmark_group("signatures");
     g.bench_function("verify_signed_tx", |b| {
-        // `verify` consumes the transaction: the clone is setup, not timed.
+        // `verify` consumes the transaction: the clone is setup, not timed; so is forgetting the
+        // signatures verified before, so that every check is a real one.
+        b.iter_batched(
+            || {
+                vault_protocol::crypto::clear_signature_cache();
+                tx.clone()
+            },
+            |t| t.verify(suite).expect("verifies"),
+            BatchSize::SmallInput,
+        )
+    });
+    g.bench_function("verify_signed_tx_seen_before", |b| {
+        tx.clone().verify(suite).expect("verifies");
         b.iter_batched(
             || tx.clone(),
             |t| t.verify(suite).expect("verifies"),
@@ -250,7 +263,11 @@ fn state(c: &mut Criterion) {
     g.measurement_time(Duration::from_secs(5));
     g.throughput(Throughput::Elements(BLOCK_TXS as u64));
     g.bench_function("apply_block_1000_issue_attestations", |b| {
-        b.iter(|| apply_block(view, black_box(&block)).expect("applies"))
+        b.iter_batched(
+            vault_protocol::crypto::clear_signature_cache,
+            |()| apply_block(view, black_box(&block)).expect("applies"),
+            BatchSize::PerIteration,
+        )
     });
     g.bench_function("apply_verified_block_1000_issue_attestations", |b| {
         b.iter(|| apply_verified_block(view, &block.header, black_box(&verified)).expect("applies"))
@@ -274,20 +291,29 @@ fn proofs(c: &mut Criterion) {
     let anchor = vault_protocol::bundle::Anchor::from_genesis(&net.genesis);
     let now = head.time.plus(1_000);
     let mut g = c.benchmark_group("proofs");
+    // Every iteration verifies the signatures afresh, as a verifier meeting the bundle does.
     g.bench_function("verify_bundle_offline", |b| {
-        b.iter(|| {
-            vault_protocol::bundle::verify_bundle(&anchor, black_box(&bundle), None, now, None)
-                .expect("verifies")
-        })
+        b.iter_batched(
+            vault_protocol::crypto::clear_signature_cache,
+            |()| {
+                vault_protocol::bundle::verify_bundle(&anchor, black_box(&bundle), None, now, None)
+                    .expect("verifies")
+            },
+            BatchSize::PerIteration,
+        )
     });
     g.bench_function("decode_and_verify_bundle_offline", |b| {
         let bytes = bundle.encode();
-        b.iter(|| {
-            let decoded =
-                vault_protocol::bundle::ProofBundle::decode(black_box(&bytes)).expect("decodes");
-            vault_protocol::bundle::verify_bundle(&anchor, &decoded, None, now, None)
-                .expect("verifies")
-        })
+        b.iter_batched(
+            vault_protocol::crypto::clear_signature_cache,
+            |()| {
+                let decoded = vault_protocol::bundle::ProofBundle::decode(black_box(&bytes))
+                    .expect("decodes");
+                vault_protocol::bundle::verify_bundle(&anchor, &decoded, None, now, None)
+                    .expect("verifies")
+            },
+            BatchSize::PerIteration,
+        )
     });
     let key = vault_protocol::status::attestation_key(&id);
     g.bench_function("prove_status_1001_attestations", |b| {

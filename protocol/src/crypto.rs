@@ -339,11 +339,58 @@ impl CryptoSuite {
     ) -> Result<(), SignatureError> {
         match self {
             CryptoSuite::Ed25519Sha256 => {
+                // Signatures already found valid are remembered by the hash of everything that
+                // was checked (key, signature, message); only valid ones are kept, so a hit can
+                // only repeat a verification that succeeded.
+                let memo: [u8; 32] = {
+                    let mut h = Sha256::new();
+                    h.update(key.0);
+                    h.update(signature.0);
+                    h.update(message);
+                    h.finalize().into()
+                };
+                if verified_before(&memo) {
+                    return Ok(());
+                }
                 let vk = verifying_key(key)?;
                 vk.verify_strict(message, &ed25519_dalek::Signature::from_bytes(&signature.0))
-                    .map_err(|_| SignatureError::Mismatch { key: key.to_hex() })
+                    .map_err(|_| SignatureError::Mismatch { key: key.to_hex() })?;
+                remember_verified(memo);
+                Ok(())
             }
         }
+    }
+}
+
+/// Most verified signatures remembered (32 bytes each).
+const VERIFIED_CACHE_SIZE: usize = 1 << 16;
+
+fn verified_cache() -> &'static std::sync::Mutex<std::collections::HashSet<[u8; 32]>> {
+    static CACHE: std::sync::OnceLock<std::sync::Mutex<std::collections::HashSet<[u8; 32]>>> =
+        std::sync::OnceLock::new();
+    CACHE.get_or_init(|| std::sync::Mutex::new(std::collections::HashSet::new()))
+}
+
+/// Whether a signature with this memo (the hash of key, signature and message) verified before.
+fn verified_before(memo: &[u8; 32]) -> bool {
+    verified_cache().lock().is_ok_and(|c| c.contains(memo))
+}
+
+/// Forgets every remembered signature, so that the next checks verify afresh (for benchmarks of
+/// cold verification).
+pub fn clear_signature_cache() {
+    if let Ok(mut c) = verified_cache().lock() {
+        c.clear();
+    }
+}
+
+/// Remembers a signature that verified (the set is emptied when full).
+fn remember_verified(memo: [u8; 32]) {
+    if let Ok(mut c) = verified_cache().lock() {
+        if c.len() >= VERIFIED_CACHE_SIZE {
+            c.clear();
+        }
+        c.insert(memo);
     }
 }
 

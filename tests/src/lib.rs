@@ -57,8 +57,31 @@ pub struct Cluster {
     nonce: std::sync::atomic::AtomicU64,
 }
 
+/// A port for a node to listen on: free now, never handed out before by this process, and below
+/// the kernel's ephemeral range (32768 and up on Linux), so that neither another cluster of the
+/// same test binary nor an outgoing connection can take it before the node binds it.
 fn free_port() -> Result<u16> {
-    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+    use std::collections::BTreeSet;
+    use std::sync::Mutex;
+    static TAKEN: Mutex<BTreeSet<u16>> = Mutex::new(BTreeSet::new());
+    const LOW: u32 = 20_000;
+    const SPAN: u32 = 12_000;
+    let mut taken = TAKEN.lock().unwrap_or_else(|p| p.into_inner());
+    let seed = std::process::id().wrapping_mul(2_654_435_761)
+        ^ std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
+    for i in 0..SPAN {
+        let port = (LOW + (seed.wrapping_add(i.wrapping_mul(7_919))) % SPAN) as u16;
+        if taken.contains(&port) {
+            continue;
+        }
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            taken.insert(port);
+            return Ok(port);
+        }
+    }
+    bail!("no free port between {LOW} and {}", LOW + SPAN)
 }
 
 /// The `vault-node` binary built alongside the tests (building it if needed).
