@@ -160,7 +160,7 @@ fn signatures(c: &mut Criterion) {
                 tx.clone()
             },
             |t| t.verify(suite).expect("verifies"),
-            BatchSize::SmallInput,
+            BatchSize::PerIteration,
         )
     });
     g.bench_function("verify_signed_tx_seen_before", |b| {
