@@ -106,17 +106,23 @@ pub fn node_binary() -> Result<PathBuf> {
     Ok(bin)
 }
 
+/// `n` HTTP listen addresses and `n` libp2p listen addresses on loopback, each on its own port.
+fn loopback_addresses(n: usize) -> Result<(Vec<SocketAddr>, Vec<String>)> {
+    let http = (0..n)
+        .map(|_| Ok(SocketAddr::from(([127, 0, 0, 1], free_port()?))))
+        .collect::<Result<_>>()?;
+    let p2p = (0..n)
+        .map(|_| Ok(format!("/ip4/127.0.0.1/tcp/{}", free_port()?)))
+        .collect::<Result<_>>()?;
+    Ok((http, p2p))
+}
+
 impl Cluster {
     /// Generates keys, a genesis and configs for `n` departments and starts them all.
     pub fn start(n: usize) -> Result<Self> {
         let dir = tempfile::tempdir()?;
         let departments = deploy::testnet_departments(n);
-        let http: Vec<SocketAddr> = (0..n)
-            .map(|_| Ok(SocketAddr::from(([127, 0, 0, 1], free_port()?))))
-            .collect::<Result<_>>()?;
-        let p2p: Vec<String> = (0..n)
-            .map(|_| Ok(format!("/ip4/127.0.0.1/tcp/{}", free_port()?)))
-            .collect::<Result<_>>()?;
+        let (http, p2p) = loopback_addresses(n)?;
         // Let transactions made a little before the genesis time (clock skew between the test
         // and the nodes) be valid.
         let net =
@@ -169,12 +175,7 @@ impl Cluster {
         let n = self.nodes.len();
         let genesis_path = dir.path().join("genesis.json");
         deploy::write_genesis(&genesis_path, &self.genesis)?;
-        let http: Vec<SocketAddr> = (0..n)
-            .map(|_| Ok(SocketAddr::from(([127, 0, 0, 1], free_port()?))))
-            .collect::<Result<_>>()?;
-        let p2p: Vec<String> = (0..n)
-            .map(|_| Ok(format!("/ip4/127.0.0.1/tcp/{}", free_port()?)))
-            .collect::<Result<_>>()?;
+        let (http, p2p) = loopback_addresses(n)?;
         let mut nodes = Vec::new();
         for (i, node) in self.nodes.iter().enumerate() {
             let id = &node.department;
