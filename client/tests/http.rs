@@ -471,8 +471,12 @@ fn batch_answers_and_transaction_states_are_typed() {
     let (node, server) = serve(vec![
         Box::new(move |head, r| {
             assert!(head.target.starts_with("/v1/transactions/batch?wait=true"));
-            let txs: Value = serde_json::from_slice(&head.body(r)).unwrap();
-            assert_eq!(txs.as_array().map(Vec::len), Some(0));
+            assert_eq!(
+                head.header("content-type"),
+                Some("application/octet-stream")
+            );
+            let txs = <vault_protocol::tx::TransactionBatch as vault_protocol::encoding::Canonical>::decode(&head.body(r)).unwrap();
+            assert!(txs.0.is_empty());
             json_response("200 OK", &json!({"accepted": 0, "results": []}))
         }),
         Box::new(|_, _| {

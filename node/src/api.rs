@@ -19,7 +19,7 @@ use vault_protocol::ids::{AttestationId, BlockHash, DepartmentId, GrantId, Times
 use vault_protocol::state::{
     self, AttestationRecord, GrantRecord, ReceiptRecord, TxError, TxLocation,
 };
-use vault_protocol::tx::{Grantee, SignedTransaction};
+use vault_protocol::tx::{Grantee, SignedTransaction, TransactionBatch};
 use vault_protocol::uscc::Uscc;
 use vault_protocol::verify::{verify_attestation, Verdict};
 
@@ -28,7 +28,7 @@ use crate::pool::{AdmitError, TxOutcome};
 use crate::store::StoreError;
 
 /// Most transactions in one batch request.
-pub const MAX_BATCH: usize = 10_000;
+pub const MAX_BATCH: usize = vault_protocol::tx::MAX_SUBMIT_BATCH;
 /// Longest a submitter may wait for a commit.
 pub const MAX_WAIT: Duration = Duration::from_secs(60);
 
@@ -296,24 +296,46 @@ async fn submit(
 async fn submit_batch(
     State(ctx): State<Arc<NodeContext>>,
     Query(q): Query<SubmitQuery>,
+    headers: HeaderMap,
     body: Bytes,
 ) -> ApiResult<Json<Value>> {
-    let txs: Vec<SignedTransaction> = serde_json::from_slice(&body).map_err(|e| {
-        ApiError::bad_request(
-            "invalid_json",
-            format!("expected an array of signed transactions: {e}"),
-        )
-    })?;
+    let binary = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.starts_with("application/octet-stream"));
+    let txs: Vec<SignedTransaction> = if binary {
+        TransactionBatch::decode(&body)?.0.into_inner()
+    } else {
+        serde_json::from_slice(&body).map_err(|e| {
+            ApiError::bad_request(
+                "invalid_json",
+                format!("expected an array of signed transactions: {e}"),
+            )
+        })?
+    };
     if txs.len() > MAX_BATCH {
         return Err(ApiError::bad_request(
             "batch_too_large",
             format!("{} transactions; at most {MAX_BATCH} per batch", txs.len()),
         ));
     }
-    let mut ids = Vec::with_capacity(txs.len());
-    let mut results = Vec::with_capacity(txs.len());
-    for signed in txs {
-        match ctx.submit(signed) {
+    // The batch's signatures are checked together, off the async workers.
+    let admitted = {
+        let ctx = ctx.clone();
+        tokio::task::spawn_blocking(move || ctx.submit_many(txs))
+            .await
+            .map_err(|e| {
+                ApiError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal_error",
+                    format!("admission task failed: {e}"),
+                )
+            })?
+    };
+    let mut ids = Vec::with_capacity(admitted.len());
+    let mut results = Vec::with_capacity(admitted.len());
+    for r in admitted {
+        match r {
             Ok(id) => {
                 ids.push(Some(id));
                 results.push(json!({"tx_id": id, "status": "pending"}));

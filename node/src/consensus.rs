@@ -1054,6 +1054,30 @@ where
     Ok(())
 }
 
+/// Finalized blocks taken from marshal ahead of the one being committed, whose signatures are
+/// being checked meanwhile (catch-up: blocks this node never verified as proposals).
+const CHECK_AHEAD: usize = 4;
+
+/// A finalized block waiting to be committed, with its signature check under way if it needs one.
+struct Queued {
+    block: Digested<ChainBlock>,
+    ack: Ack,
+    checked: Option<std::thread::JoinHandle<Result<Vec<VerifiedTx>, BlockError>>>,
+}
+
+fn queue(chain: &Chain, suite: vault_protocol::crypto::CryptoSuite, block: Digested<ChainBlock>, ack: Ack) -> Queued {
+    // A block this node verified as a proposal commits from its cached outcome; one it never saw
+    // (catch-up) has its signatures checked on another thread while earlier blocks commit.
+    let checked = match block.inner().block() {
+        Some(b) if !chain.knows(&b.header.hash(suite)).unwrap_or(false) => {
+            let b = b.clone();
+            Some(std::thread::spawn(move || state::verify_transactions(suite, &b)))
+        }
+        _ => None,
+    };
+    Queued { block, ack, checked }
+}
+
 async fn commit_loop<E: Clock>(
     rt: E,
     ctx: Arc<NodeContext>,
@@ -1063,7 +1087,29 @@ async fn commit_loop<E: Clock>(
     mut finalized: cw_mpsc::UnboundedReceiver<(Digested<ChainBlock>, Ack)>,
     others: Vec<CwKey>,
 ) {
-    while let Some((block, ack)) = finalized.recv().await {
+    let suite = ctx.store.suite();
+    let mut ahead: std::collections::VecDeque<Queued> = std::collections::VecDeque::new();
+    loop {
+        if ahead.is_empty() {
+            match finalized.recv().await {
+                Some((block, ack)) => ahead.push_back(queue(&chain, suite, block, ack)),
+                None => break,
+            }
+        }
+        while ahead.len() < CHECK_AHEAD {
+            match finalized.try_recv() {
+                Ok((block, ack)) => ahead.push_back(queue(&chain, suite, block, ack)),
+                Err(_) => break,
+            }
+        }
+        let Some(Queued {
+            block,
+            ack,
+            checked,
+        }) = ahead.pop_front()
+        else {
+            continue;
+        };
         let Some(b) = block.inner().block() else {
             ack.acknowledge();
             continue;
@@ -1088,7 +1134,12 @@ async fn commit_loop<E: Clock>(
         let certificate: Option<Vec<u8>> =
             fin.map(|f: Finalization<Scheme, CwDigest>| f.encode().to_vec());
         let verify = |blk: &Block| -> Result<Vec<VerifiedTx>, BlockError> {
-            state::verify_transactions(ctx.store.suite(), blk)
+            match checked {
+                Some(handle) => handle
+                    .join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
+                None => state::verify_transactions(suite, blk),
+            }
         };
         match chain.commit_finalized(b, certificate.as_deref(), verify) {
             Ok(done) => {
@@ -1163,12 +1214,17 @@ pub fn spawn_tx_gossip(ctx: Arc<NodeContext>, mut inbound: Inbound) {
                 tracing::debug!(peer = %from, "undecodable gossip frame");
                 continue;
             };
-            let Ok(gov) = ctx.governance() else { continue };
-            let view = ctx.store.snapshot();
-            let head = ctx.head();
-            for signed in batch.0.into_inner() {
-                let _ = ctx.pool.admit(&view, &gov, &head, now(), signed);
-            }
+            // Checking a frame's signatures is CPU work: off the async workers.
+            let ctx = ctx.clone();
+            let _ = tokio::task::spawn_blocking(move || {
+                let Ok(gov) = ctx.governance() else { return };
+                let view = ctx.store.snapshot();
+                let head = ctx.head();
+                let _ = ctx
+                    .pool
+                    .admit_many(&view, &gov, &head, now(), batch.0.into_inner());
+            })
+            .await;
         }
     });
 }

@@ -123,6 +123,33 @@ impl NodeContext {
         Ok(verified.id())
     }
 
+    /// [`NodeContext::submit`] for many transactions, one answer each, in order: their
+    /// signatures are checked together (batch verification).
+    pub fn submit_many(&self, signed: Vec<SignedTransaction>) -> Vec<Result<TxId, AdmitError>> {
+        let gov = match self.governance() {
+            Ok(g) => g,
+            Err(e) => {
+                let err = AdmitError::Rejected(TxError::InvalidField {
+                    field: "state",
+                    reason: e.to_string(),
+                });
+                return signed.iter().map(|_| Err(err.clone())).collect();
+            }
+        };
+        self.pool
+            .admit_many(&self.store.snapshot(), &gov, &self.head(), now(), signed)
+            .into_iter()
+            .map(|r| {
+                r.map(|(verified, new)| {
+                    if new {
+                        let _ = self.gossip.try_send(verified.signed().clone());
+                    }
+                    verified.id()
+                })
+            })
+            .collect()
+    }
+
     /// Waits up to `timeout` for a transaction to be committed or rejected.
     pub async fn wait_for(&self, id: TxId, timeout: std::time::Duration) -> Option<TxOutcome> {
         let committed = || {

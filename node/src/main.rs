@@ -3,6 +3,7 @@
 //! - `vault-node dev` — a ready single-department vault in a local directory.
 //! - `vault-node testnet --nodes N --dir DIR` — N departments on loopback, one process each.
 //! - `vault-node init` / `vault-node genesis` / `vault-node run --config FILE` — a real deployment.
+//! - `vault-node compact --config FILE` — a stopped node's ledger flushed and compacted.
 
 use std::fs;
 use std::net::SocketAddr;
@@ -77,6 +78,13 @@ enum Cmd {
         #[arg(long)]
         config: PathBuf,
     },
+    /// Compact a stopped node's ledger: flush and compact every column family, so the data
+    /// directory holds only live data (RocksDB does this by itself over time).
+    Compact {
+        /// The node's TOML configuration.
+        #[arg(long)]
+        config: PathBuf,
+    },
 }
 
 fn main() -> Result<()> {
@@ -146,6 +154,24 @@ fn main() -> Result<()> {
             let cfg = NodeConfig::load(&config)?;
             vault_node::node::run_blocking(cfg)
         }
+        Cmd::Compact { config } => {
+            let cfg = NodeConfig::load(&config)?;
+            let genesis = deploy::read_genesis(&cfg.genesis)?;
+            let path = cfg.data_dir.join("ledger");
+            let before = dir_bytes(&path);
+            let (store, report) = vault_node::store::Store::open(&path, &genesis)
+                .with_context(|| format!("opening the ledger in {}", path.display()))?;
+            store.compact()?;
+            drop(store);
+            println!(
+                "ledger {} compacted at height {}: {} → {} bytes",
+                path.display(),
+                report.head.height,
+                before,
+                dir_bytes(&path)
+            );
+            Ok(())
+        }
     }
 }
 
@@ -180,6 +206,21 @@ fn dev(dir: &Path, http: SocketAddr) -> Result<()> {
     );
     println!("  data         {}", cfg.data_dir.display());
     vault_node::node::run_blocking(cfg)
+}
+
+/// The bytes of the files under `p`.
+fn dir_bytes(p: &Path) -> u64 {
+    fs::read_dir(p)
+        .map(|rd| {
+            rd.flatten()
+                .map(|e| match e.metadata() {
+                    Ok(m) if m.is_dir() => dir_bytes(&e.path()),
+                    Ok(m) => m.len(),
+                    Err(_) => 0,
+                })
+                .sum()
+        })
+        .unwrap_or(0)
 }
 
 fn free_port() -> Result<u16> {

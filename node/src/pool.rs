@@ -91,6 +91,37 @@ impl Pool {
         signed: SignedTransaction,
     ) -> Result<(VerifiedTx, bool), AdmitError> {
         let verified = signed.verify(gov.suite)?;
+        self.admit_verified(view, gov, head, now, verified)
+    }
+
+    /// [`Pool::admit`] for many transactions, one answer each, in order: their signatures are
+    /// checked together (batch verification over the machine's cores), then each is admitted as
+    /// `admit` would.
+    pub fn admit_many<V: StateView + ?Sized>(
+        &self,
+        view: &V,
+        gov: &Governance,
+        head: &ChainHead,
+        now: Timestamp,
+        signed: Vec<SignedTransaction>,
+    ) -> Vec<Result<(VerifiedTx, bool), AdmitError>> {
+        SignedTransaction::verify_many(gov.suite, signed)
+            .into_iter()
+            .map(|r| {
+                r.map_err(AdmitError::from)
+                    .and_then(|v| self.admit_verified(view, gov, head, now, v))
+            })
+            .collect()
+    }
+
+    fn admit_verified<V: StateView + ?Sized>(
+        &self,
+        view: &V,
+        gov: &Governance,
+        head: &ChainHead,
+        now: Timestamp,
+        verified: VerifiedTx,
+    ) -> Result<(VerifiedTx, bool), AdmitError> {
         let tx = verified.tx();
         if tx.chain_id != gov.chain_id {
             return Err(TxError::WrongChain {
@@ -268,6 +299,56 @@ mod tests {
     use super::*;
     use vault_protocol::ledger::{MemoryLedger, TestNetwork};
     use vault_protocol::tx::{GovernanceAction, TxBody};
+
+    #[test]
+    fn admitting_a_batch_answers_as_admitting_each_in_turn() {
+        use vault_protocol::ledger::{test_key, test_uscc};
+        use vault_protocol::tx::Enrolment;
+        let net = TestNetwork::new(&["samr", "tax", "hrss", "housing"]);
+        let ledger = MemoryLedger::new(net.genesis.clone()).unwrap();
+        let gov = ledger.governance().unwrap();
+        let head = ledger.head();
+        let t = net.genesis.genesis_time.plus(1_000);
+        let samr = net.department("samr");
+        let enrol = |n: u32, at: Timestamp| {
+            net.tx(
+                at,
+                TxBody::EnrolEnterprise(Enrolment {
+                    department: samr.id.clone(),
+                    enterprise: test_uscc(n),
+                    key: test_key(&format!("e{n}"), "enterprise").public(),
+                }),
+            )
+            .sign_one(&samr.signing)
+        };
+        let mut forged = enrol(2, t);
+        let mut e = forged.endorsements.clone().into_inner();
+        e[0].signature = vault_protocol::crypto::Signature::from_bytes([7u8; 64]);
+        forged.endorsements = e.try_into().unwrap();
+        let mut batch: Vec<SignedTransaction> = (10..150).map(|n| enrol(n, t)).collect();
+        batch.insert(3, forged);
+        batch.insert(7, enrol(1, t));
+        // The same transaction twice in one batch: new, then already pending.
+        batch.insert(9, batch[7].clone());
+        // Too old to admit.
+        batch.insert(11, enrol(3, net.genesis.genesis_time.minus(10 * 86_400_000)));
+        // A full pool refuses the rest, in order.
+        let one_by_one = Pool::new(120);
+        let expected: Vec<_> = batch
+            .iter()
+            .map(|tx| one_by_one.admit(ledger.state(), &gov, &head, t, tx.clone()))
+            .collect();
+        vault_protocol::crypto::clear_signature_cache();
+        let together = Pool::new(120);
+        let got = together.admit_many(ledger.state(), &gov, &head, t, batch);
+        assert_eq!(got, expected);
+        assert!(matches!(got[3], Err(AdmitError::Endorsement(_))));
+        assert!(matches!(got[7], Ok((_, true))));
+        assert!(matches!(got[9], Ok((_, false))));
+        assert!(matches!(got[11], Err(AdmitError::Rejected(TxError::Stale { .. }))));
+        assert!(matches!(got.last(), Some(Err(AdmitError::Full { .. }))));
+        assert_eq!(together.len(), one_by_one.len());
+    }
 
     #[test]
     fn a_governance_change_with_more_endorsements_replaces_the_pending_one() {

@@ -280,7 +280,7 @@ impl Finalization {
         for (i, sig) in self.signers.iter().zip(&self.signatures) {
             let key = sorted[*i];
             suite
-                .verify_untagged(&key, &message, sig)
+                .verify_consensus(&key, &message, sig)
                 .map_err(|_| CertificateError::BadSignature { index: *i, key })?;
             keys.push(key);
         }

@@ -2139,12 +2139,8 @@ pub struct BlockOutcome {
     pub leaf_hashes: Vec<Digest>,
 }
 
-/// Blocks with fewer transactions are verified on the calling thread.
-const PARALLEL_VERIFY_MIN: usize = 256;
-
-/// Checks every signature of a block's transactions. Large blocks are split over the machine's
-/// cores; the error, if any, is the one of the lowest-indexed bad transaction, as if checked in
-/// order.
+/// Checks every signature of a block's transactions, in batches over the machine's cores; the
+/// error, if any, is the one of the lowest-indexed bad transaction, as if checked in order.
 pub fn verify_transactions(
     suite: CryptoSuite,
     block: &Block,
@@ -2153,51 +2149,18 @@ pub fn verify_transactions(
     verify_all(suite, &txs)
 }
 
-/// Checks every signature of `txs` (over the machine's cores when there are many); the error
-/// names the lowest index (into `txs`) whose signatures fail.
+/// Checks every signature of `txs` (batch verification, over the machine's cores when there are
+/// many); the error names the lowest index (into `txs`) whose signatures fail.
 pub fn verify_all(
     suite: CryptoSuite,
     txs: &[&crate::tx::SignedTransaction],
 ) -> Result<Vec<VerifiedTx>, BlockError> {
-    let check = |offset: usize,
-                 part: &[&crate::tx::SignedTransaction]|
-     -> Result<Vec<VerifiedTx>, BlockError> {
-        part.iter()
-            .enumerate()
-            .map(|(i, t)| {
-                (*t).clone()
-                    .verify(suite)
-                    .map_err(|error| BlockError::BadEndorsement {
-                        index: offset + i,
-                        error,
-                    })
-            })
-            .collect()
-    };
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(8));
-    if threads < 2 || txs.len() < PARALLEL_VERIFY_MIN {
-        return check(0, txs);
-    }
-    let chunk = txs.len().div_ceil(threads);
-    let parts: Vec<Result<Vec<VerifiedTx>, BlockError>> = std::thread::scope(|scope| {
-        let handles: Vec<_> = txs
-            .chunks(chunk)
-            .enumerate()
-            .map(|(c, part)| scope.spawn(move || check(c * chunk, part)))
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| {
-                h.join()
-                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
-            })
-            .collect()
-    });
-    let mut out = Vec::with_capacity(txs.len());
-    for part in parts {
-        out.extend(part?);
-    }
-    Ok(out)
+    let owned: Vec<crate::tx::SignedTransaction> = txs.iter().map(|t| (*t).clone()).collect();
+    crate::tx::SignedTransaction::verify_many(suite, owned)
+        .into_iter()
+        .enumerate()
+        .map(|(index, r)| r.map_err(|error| BlockError::BadEndorsement { index, error }))
+        .collect()
 }
 
 /// Applies a block: checks its signatures, header and every transaction, and returns its writes.

@@ -9,7 +9,9 @@
 use borsh::{BorshDeserialize, BorshSerialize};
 use serde::{Deserialize, Serialize};
 
-use crate::crypto::{CryptoSuite, Digest, Domain, KeyPair, PublicKey, Signature, SignatureError};
+use crate::crypto::{
+    CryptoSuite, Digest, Domain, KeyPair, PublicKey, Signature, SignatureCheck, SignatureError,
+};
 use crate::encoding::{BoundError, BoundedString, BoundedVec, Canonical};
 use crate::ids::{
     AttestationId, ChainId, DepartmentId, DocTypeCode, GrantId, ReceiptId, Timestamp, TxId,
@@ -445,23 +447,79 @@ impl SignedTransaction {
         self.tx.id(suite)
     }
 
-    /// Checks every signature (strictly) and that no key signed twice.
+    /// Checks every signature (by the chain's rule, ZIP-215) and that no key signed twice.
     pub fn verify(self, suite: CryptoSuite) -> Result<VerifiedTx, EndorsementError> {
-        if self.endorsements.is_empty() {
-            return Err(EndorsementError::Unsigned);
+        match Self::verify_many(suite, vec![self]).pop() {
+            Some(r) => r,
+            None => Err(EndorsementError::Unsigned),
         }
-        let bytes = self.tx.encode();
-        let domain = self.tx.body.domain();
-        let mut seen: Vec<&PublicKey> = Vec::with_capacity(self.endorsements.len());
-        for e in &self.endorsements {
-            if seen.contains(&&e.signer) {
-                return Err(EndorsementError::DuplicateSigner { signer: e.signer });
-            }
-            seen.push(&e.signer);
-            suite.verify(domain, &e.signer, &bytes, &e.signature)?;
-        }
-        let id = TxId(suite.hash(domain, &[&bytes]));
-        Ok(VerifiedTx { id, signed: self })
+    }
+
+    /// [`SignedTransaction::verify`] for many transactions at once, with one answer each, in
+    /// order: the signatures not verified before are checked together by batch verification,
+    /// over the machine's cores ([`CryptoSuite::verify_many`]). Each answer is exactly what
+    /// `verify` says of that transaction alone: the first endorsement (in order) that fails, or
+    /// the first key that signs twice.
+    pub fn verify_many(
+        suite: CryptoSuite,
+        txs: Vec<SignedTransaction>,
+    ) -> Vec<Result<VerifiedTx, EndorsementError>> {
+        // Per transaction: its encoding, its domain, and how many endorsements come before the
+        // first repeated signer (those are the ones `verify` would check).
+        let prepared: Vec<(Vec<u8>, Domain, usize)> = txs
+            .iter()
+            .map(|t| {
+                let mut seen: Vec<&PublicKey> = Vec::with_capacity(t.endorsements.len());
+                let mut checked = t.endorsements.len();
+                for (j, e) in t.endorsements.iter().enumerate() {
+                    if seen.contains(&&e.signer) {
+                        checked = j;
+                        break;
+                    }
+                    seen.push(&e.signer);
+                }
+                (t.tx.encode(), t.tx.body.domain(), checked)
+            })
+            .collect();
+        let checks: Vec<SignatureCheck<'_>> = txs
+            .iter()
+            .zip(&prepared)
+            .flat_map(|(t, (bytes, domain, checked))| {
+                t.endorsements
+                    .iter()
+                    .take(*checked)
+                    .map(move |e| SignatureCheck {
+                        domain: *domain,
+                        key: &e.signer,
+                        message: bytes,
+                        signature: &e.signature,
+                    })
+            })
+            .collect();
+        let mut results = suite.verify_many(&checks).into_iter();
+        drop(checks);
+        txs.into_iter()
+            .zip(prepared)
+            .map(|(t, (bytes, domain, checked))| {
+                let mut first_bad = None;
+                for r in results.by_ref().take(checked) {
+                    if let (None, Err(e)) = (&first_bad, r) {
+                        first_bad = Some(e);
+                    }
+                }
+                if t.endorsements.is_empty() {
+                    return Err(EndorsementError::Unsigned);
+                }
+                if let Some(e) = first_bad {
+                    return Err(e.into());
+                }
+                if let Some(e) = t.endorsements.get(checked) {
+                    return Err(EndorsementError::DuplicateSigner { signer: e.signer });
+                }
+                let id = TxId(suite.hash(domain, &[&bytes]));
+                Ok(VerifiedTx { id, signed: t })
+            })
+            .collect()
     }
 
     /// The data of this transaction's leaf in the ledger's Merkle log: the log-leaf tag followed
@@ -469,6 +527,18 @@ impl SignedTransaction {
     pub fn leaf_data(&self) -> Vec<u8> {
         [Domain::LogLeaf.tag(), &self.encode()].concat()
     }
+}
+
+/// Most transactions in one batch submission.
+pub const MAX_SUBMIT_BATCH: usize = 10_000;
+
+/// Transactions submitted together: the canonical body of `POST /v1/transactions/batch` sent as
+/// `application/octet-stream` (`0x01 ‖ u32 count ‖ borsh(SignedTransaction)…`).
+#[derive(Debug, Clone, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+pub struct TransactionBatch(pub BoundedVec<SignedTransaction, MAX_SUBMIT_BATCH>);
+
+impl Canonical for TransactionBatch {
+    const MAX_ENCODED_LEN: usize = MAX_SUBMIT_BATCH * SignedTransaction::MAX_ENCODED_LEN;
 }
 
 /// A signed transaction whose signatures have been checked. Only [`SignedTransaction::verify`]

@@ -344,6 +344,34 @@ impl Cluster {
         Ok((status, resp.json().await.unwrap_or(Value::Null)))
     }
 
+    /// Submits signed transactions to node `i` in one batch — the canonical binary form, or a
+    /// JSON array — with `wait`, until each is committed or rejected.
+    pub async fn submit_batch(
+        &self,
+        i: usize,
+        txs: &[SignedTransaction],
+        binary: bool,
+        wait: bool,
+    ) -> Result<(u16, Value)> {
+        let url = format!(
+            "{}/v1/transactions/batch?wait={wait}&timeout_ms=30000",
+            self.nodes[i].url
+        );
+        let req = self.http.post(url);
+        let req = if binary {
+            let batch = vault_protocol::tx::TransactionBatch(
+                vault_protocol::encoding::BoundedVec::new(txs.to_vec())?,
+            );
+            req.header("content-type", "application/octet-stream")
+                .body(vault_protocol::encoding::Canonical::encode(&batch))
+        } else {
+            req.json(txs)
+        };
+        let resp = req.send().await?;
+        let status = resp.status().as_u16();
+        Ok((status, resp.json().await.unwrap_or(Value::Null)))
+    }
+
     /// A signed vault request on this chain, made now, with a fresh nonce.
     pub fn request(&self, requester: Requester, action: RequestAction, key: &KeyPair) -> String {
         let signed = AccessRequest {

@@ -49,6 +49,7 @@ fn the_bench_runs_and_reports_every_figure() -> Result<()> {
     for field in [
         "committed_per_s",
         "disk_bytes_per_attestation_per_node",
+        "disk_bytes_per_attestation_per_node_at_rest",
         "catch_up_per_s",
         "offline_bundle_verify_us",
         "bundle_bytes",

@@ -200,6 +200,49 @@ async fn four_departments_agree_survive_a_stop_and_catch_up() -> Result<()> {
     }
     ensure!(last > h);
 
+    // Batches, binary and JSON: each transaction is judged alone — a forged signature among
+    // valid ones is refused with its own code, the others commit.
+    let mut forged = c.enrol_tx(7);
+    let mut sig = [0u8; 64];
+    sig.copy_from_slice(forged.endorsements[0].signature.as_bytes());
+    sig[5] ^= 0x20;
+    let mut e = forged.endorsements.clone().into_inner();
+    e[0].signature = vault_protocol::crypto::Signature::from_bytes(sig);
+    forged.endorsements = BoundedVec::new(e)?;
+    let batch = vec![c.enrol_tx(6), forged, c.enrol_tx(8)];
+    let (code, r) = c.submit_batch(1, &batch, true, true).await?;
+    ensure!(code == 200, "binary batch: {code} {r}");
+    let results = r["results"].as_array().cloned().unwrap_or_default();
+    ensure!(results.len() == 3, "{r}");
+    ensure!(results[0]["status"] == "committed", "{r}");
+    ensure!(
+        results[1]["status"] == "refused" && results[1]["error"]["code"] == "bad_signature",
+        "{r}"
+    );
+    ensure!(results[2]["status"] == "committed", "{r}");
+    let (code, r) = c.submit_batch(2, &[c.enrol_tx(9)], false, true).await?;
+    ensure!(
+        code == 200 && r["results"][0]["status"] == "committed",
+        "JSON batch: {code} {r}"
+    );
+    let (code, r) = c.submit_batch(1, &[c.enrol_tx(10)], false, false).await?;
+    ensure!(code == 200 && r["results"][0]["status"] == "pending", "{r}");
+    let (code, r) = c.submit(0, &c.enrol_tx(11), true).await?;
+    ensure!(code == 200 && r["status"] == "committed", "{code} {r}");
+    last = r["height"].as_u64().unwrap_or(0);
+    // A body that is not a canonical batch is refused with a specific code, and changes nothing.
+    let (code, r) = {
+        let resp = reqwest::Client::new()
+            .post(format!("{}/v1/transactions/batch", c.nodes[0].url))
+            .header("content-type", "application/octet-stream")
+            .body(vec![1u8, 2, 0, 0, 0, 9])
+            .send()
+            .await?;
+        (resp.status().as_u16(), resp.json::<serde_json::Value>().await?)
+    };
+    ensure!(code == 400, "{code} {r}");
+    ensure!(r["error"]["code"].as_str().is_some_and(|c| c.starts_with("decode_")), "{r}");
+
     // Restart it: it catches up to the same head.
     c.restart(3)?;
     let s = c.wait_height(3, last, LONG).await?;
@@ -210,6 +253,11 @@ async fn four_departments_agree_survive_a_stop_and_catch_up() -> Result<()> {
     );
     let (code, e) = c.get(3, &format!("/v1/enterprises/{}", uscc(5))).await?;
     assert_eq!(code, 200, "{e}");
+    // What it missed included the batches: their transactions, but not the forged one.
+    for (n, expected) in [(6, 200), (7, 404), (8, 200), (9, 200), (11, 200)] {
+        let (code, e) = c.get(3, &format!("/v1/enterprises/{}", uscc(n))).await?;
+        assert_eq!(code, expected, "enterprise {n}: {e}");
+    }
     assert!(s["height"].as_u64().unwrap_or(0) >= last);
     Ok(())
 }
