@@ -676,6 +676,8 @@ impl<E: Clock + Spawner + Metrics> Application<E> for VaultApp {
                         count = rejected.len(),
                         "transactions left out of a proposal"
                     );
+                    let ids: Vec<_> = rejected.iter().map(|(id, _)| *id).collect();
+                    self.ctx.pool.suspect(&ids);
                 }
                 let suite = self.ctx.store.suite();
                 if let Ok(mut sizer) = self.sizer.lock() {
@@ -1054,6 +1056,11 @@ where
     Ok(())
 }
 
+/// After each commit the pool dry-runs its oldest pending transactions: this many normally…
+const REVALIDATE_HEAD: usize = 256;
+/// …and this many after a proposal of this node left some out.
+const REVALIDATE_MAX: usize = 4096;
+
 /// Finalized blocks taken from marshal ahead of the one being committed, whose signatures are
 /// being checked meanwhile (catch-up: blocks this node never verified as proposals).
 const CHECK_AHEAD: usize = 4;
@@ -1149,7 +1156,8 @@ async fn commit_loop<E: Clock>(
                 ctx.pool.revalidate(
                     &ctx.store.snapshot(),
                     Timestamp(clock_now(&rt).0.max(head.time.0 + 1)),
-                    4096,
+                    REVALIDATE_HEAD,
+                    REVALIDATE_MAX,
                 );
                 tracing::debug!(height = head.height, txs = done.tx_ids.len(), "committed");
                 ack.acknowledge();

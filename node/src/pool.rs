@@ -4,8 +4,9 @@
 //! and duplicates checked — and kept as a [`VerifiedTx`], so a proposer never verifies a pooled
 //! signature again. The pool is bounded: when full it refuses new transactions (the API answers
 //! 503 with a retry hint). After each committed block, committed transactions leave the pool and
-//! the next block's worth of pending ones are dry-run against the new state; any that now break a
-//! rule are evicted, and the rule is remembered so that the submitter can be told.
+//! the oldest pending ones are dry-run against the new state — 256 of them, or 4,096 when this
+//! node's last proposal left some out — and any that now break a rule are evicted, with the rule
+//! remembered so that the submitter can be told.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Mutex;
@@ -58,6 +59,9 @@ struct Inner {
     waiters: HashMap<TxId, Vec<oneshot::Sender<TxOutcome>>>,
     rejected: HashMap<TxId, TxError>,
     rejected_order: VecDeque<TxId>,
+    /// Whether a proposal of this node left pending transactions out since the last
+    /// revalidation.
+    suspects: bool,
 }
 
 /// The pool.
@@ -273,10 +277,28 @@ impl Pool {
         }
     }
 
-    /// Dry-runs the next `max` pending transactions against `view` (the state after the newest
-    /// block) as if proposed at `time`, and evicts those that break a rule.
-    pub fn revalidate<V: StateView + ?Sized>(&self, view: &V, time: Timestamp, max: usize) {
-        let pending = self.pending(max);
+    /// This node's proposal left these pending transactions out (they broke a rule on top of a
+    /// parent that may not be final): the next revalidation looks further down the pool.
+    pub fn suspect(&self, left_out: &[TxId]) {
+        let mut inner = self.lock();
+        if left_out.iter().any(|id| inner.txs.contains_key(id)) {
+            inner.suspects = true;
+        }
+    }
+
+    /// Dry-runs the oldest pending transactions against `view` (the state after the newest
+    /// block) as if proposed at `time`, and evicts those that break a rule: the next `max` if a
+    /// proposal of this node left some out since the last time, otherwise only the next `head`
+    /// (where a transaction that can no longer commit ends up, since the ones that can leave).
+    pub fn revalidate<V: StateView + ?Sized>(
+        &self,
+        view: &V,
+        time: Timestamp,
+        head: usize,
+        max: usize,
+    ) {
+        let suspects = std::mem::take(&mut self.lock().suspects);
+        let pending = self.pending(if suspects { max } else { head.min(max) });
         if pending.is_empty() {
             return;
         }
