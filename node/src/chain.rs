@@ -111,8 +111,10 @@ impl Chain {
         parent: &BlockHash,
         f: impl FnOnce(&dyn StateView) -> Result<R, ChainError>,
     ) -> Result<R, ChainError> {
-        let head = self.store.head()?;
+        // The head is read under the lock: a commit removes a block from `pending` and makes it
+        // the head under the same lock, so the walk below sees one or the other, never neither.
         let pending = self.lock();
+        let head = self.store.head()?;
         let mut layers = Vec::new();
         let mut cursor = *parent;
         while cursor != head.hash {
@@ -212,27 +214,30 @@ impl Chain {
                 .commit(block, certificate, &dummy_outcome(&head))?;
             return Ok(Committed { head, tx_ids });
         }
-        let cached = {
-            let mut pending = self.lock();
-            match pending.get(&hash) {
-                Some(_) if block.header.parent == head.hash => {
-                    pending.remove(&hash).map(|p| p.outcome)
-                }
-                _ => None,
-            }
+        // Taking a verified block out of `pending` and writing it as the head happen under one
+        // lock, so that a proposal on top of it finds it in one place or the other.
+        let mut pending = self.lock();
+        let cached = if block.header.parent == head.hash {
+            pending.remove(&hash)
+        } else {
+            None
         };
         let outcome = match cached {
-            Some(o) => o,
+            Some(p) => p.outcome,
             None => {
+                // A block never verified here (catch-up): checked without holding the lock.
+                drop(pending);
                 let txs = verify_txs(block)?;
-                state::apply_verified_block(&self.store.snapshot(), &block.header, &txs)?
+                let o = state::apply_verified_block(&self.store.snapshot(), &block.header, &txs)?;
+                pending = self.lock();
+                o
             }
         };
         self.store.commit(block, certificate, &outcome)?;
         let new_head = outcome.head.clone();
         // Forget pending blocks that can no longer be extended.
-        self.lock()
-            .retain(|_, p| p.outcome.head.height > new_head.height);
+        pending.retain(|_, p| p.outcome.head.height > new_head.height);
+        drop(pending);
         Ok(Committed {
             head: new_head,
             tx_ids,

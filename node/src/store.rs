@@ -19,8 +19,8 @@
 use std::path::Path;
 
 use rocksdb::{
-    ColumnFamily, ColumnFamilyDescriptor, DBCompressionType, Direction, IteratorMode, Options,
-    SnapshotWithThreadMode, WriteBatch, WriteOptions, DB,
+    BlockBasedOptions, Cache, ColumnFamily, ColumnFamilyDescriptor, DBCompressionType, Direction,
+    IteratorMode, Options, SnapshotWithThreadMode, WriteBatch, WriteOptions, DB,
 };
 use vault_protocol::block::{Block, BlockHeader};
 use vault_protocol::crypto::{CryptoSuite, Digest};
@@ -47,6 +47,8 @@ const ALL_CFS: [&str; 7] = [
     CF_META, CF_HEADERS, CF_BODIES, CF_CERTS, CF_HASHES, CF_STATE, CF_LOG,
 ];
 const GENESIS_KEY: &[u8] = b"genesis";
+/// The ledger's block cache (data, index and filter blocks of every column family).
+const BLOCK_CACHE_BYTES: usize = 64 << 20;
 
 /// Why the store failed or refused.
 #[derive(Debug, thiserror::Error)]
@@ -149,9 +151,19 @@ impl Store {
         // Bound the write-ahead log: past 64 MiB the column families it holds are flushed, so
         // the log does not keep a second copy of everything written since the last flush.
         opts.set_max_total_wal_size(64 << 20);
+        // One block cache for every column family, and Bloom filters on every table: most point
+        // reads of a block's checks are for keys that do not exist yet (a new transaction id, a
+        // new file digest), which without a filter search every level of the tree.
+        let cache = Cache::new_lru_cache(BLOCK_CACHE_BYTES);
         let cfs = ALL_CFS.iter().map(|name| {
+            let mut table = BlockBasedOptions::default();
+            table.set_block_cache(&cache);
+            table.set_bloom_filter(10.0, false);
+            table.set_cache_index_and_filter_blocks(true);
+            table.set_pin_l0_filter_and_index_blocks_in_cache(true);
             let mut o = Options::default();
             o.set_compression_type(DBCompressionType::Lz4);
+            o.set_block_based_table_factory(&table);
             ColumnFamilyDescriptor::new(*name, o)
         });
         let db = DB::open_cf_descriptors(&opts, path, cfs)?;
