@@ -1085,7 +1085,7 @@ fn queue(chain: &Chain, suite: vault_protocol::crypto::CryptoSuite, block: Diges
     Queued { block, ack, checked }
 }
 
-async fn commit_loop<E: Clock>(
+async fn commit_loop<E: Clock + Spawner>(
     rt: E,
     ctx: Arc<NodeContext>,
     chain: Arc<Chain>,
@@ -1123,19 +1123,15 @@ async fn commit_loop<E: Clock>(
         };
         let height = Height::new(b.header.height);
         ctx.saw_finalized(b.header.height);
-        // Keep the block's own finalization certificate when one exists; marshal will not fetch
-        // it once the block is acknowledged.
-        let mut fin = mailbox.get_finalization(height).await;
-        if fin.is_none() && !others.is_empty() {
+        // Keep the block's own finalization certificate when one exists. A block finalized
+        // through a descendant's certificate has none yet: it is committed at once, and its own
+        // certificate is asked of the peers meanwhile (below) — marshal fetches it only while
+        // the block is unacknowledged.
+        let fin = mailbox.get_finalization(height).await;
+        let missing = fin.is_none() && !others.is_empty();
+        if missing {
             if let Ok(peers) = commonware_utils::vec::NonEmptyVec::try_from(others.clone()) {
                 mailbox.hint_finalized(height, peers);
-            }
-            for _ in 0..20 {
-                rt.sleep(Duration::from_millis(100)).await;
-                fin = mailbox.get_finalization(height).await;
-                if fin.is_some() {
-                    break;
-                }
             }
         }
         let certificate: Option<Vec<u8>> =
@@ -1160,7 +1156,27 @@ async fn commit_loop<E: Clock>(
                     REVALIDATE_MAX,
                 );
                 tracing::debug!(height = head.height, txs = done.tx_ids.len(), "committed");
-                ack.acknowledge();
+                if missing {
+                    // Wait up to two seconds for the block's own certificate, store it, then
+                    // acknowledge; later blocks go on committing meanwhile.
+                    let mailbox = mailbox.clone();
+                    let store = ctx.store.clone();
+                    rt.child("certificate").spawn(move |rt| async move {
+                        for _ in 0..20 {
+                            rt.sleep(Duration::from_millis(100)).await;
+                            if let Some(f) = mailbox.get_finalization(height).await {
+                                let f: Finalization<Scheme, CwDigest> = f;
+                                if let Err(e) = store.put_certificate(height.get(), &f.encode()) {
+                                    tracing::warn!(error = %e, height = height.get(), "cannot store a certificate");
+                                }
+                                break;
+                            }
+                        }
+                        ack.acknowledge();
+                    });
+                } else {
+                    ack.acknowledge();
+                }
             }
             Err(e) => {
                 // A finalized block that our state machine refuses means this node's state has

@@ -362,6 +362,20 @@ impl Store {
             .transpose()
     }
 
+    /// Stores the finalization certificate of the committed block at `height`, which arrived
+    /// after the block was committed.
+    pub fn put_certificate(&self, height: u64, certificate: &[u8]) -> Result<(), StoreError> {
+        if self.header(height)?.is_none() {
+            return Err(StoreError::NotNext {
+                head: self.head()?.height,
+                height,
+            });
+        }
+        let mut batch = WriteBatch::default();
+        batch.put_cf(self.cf(CF_CERTS), height.to_be_bytes(), certificate);
+        self.write_synced(batch)
+    }
+
     /// The finalization certificate of the block at `height`, if it has its own (a block can be
     /// finalized only through a descendant's certificate).
     pub fn certificate(&self, height: u64) -> Result<Option<Vec<u8>>, StoreError> {
