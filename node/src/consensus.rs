@@ -1072,17 +1072,28 @@ struct Queued {
     checked: Option<std::thread::JoinHandle<Result<Vec<VerifiedTx>, BlockError>>>,
 }
 
-fn queue(chain: &Chain, suite: vault_protocol::crypto::CryptoSuite, block: Digested<ChainBlock>, ack: Ack) -> Queued {
+fn queue(
+    chain: &Chain,
+    suite: vault_protocol::crypto::CryptoSuite,
+    block: Digested<ChainBlock>,
+    ack: Ack,
+) -> Queued {
     // A block this node verified as a proposal commits from its cached outcome; one it never saw
     // (catch-up) has its signatures checked on another thread while earlier blocks commit.
     let checked = match block.inner().block() {
         Some(b) if !chain.knows(&b.header.hash(suite)).unwrap_or(false) => {
             let b = b.clone();
-            Some(std::thread::spawn(move || state::verify_transactions(suite, &b)))
+            Some(std::thread::spawn(move || {
+                state::verify_transactions(suite, &b)
+            }))
         }
         _ => None,
     };
-    Queued { block, ack, checked }
+    Queued {
+        block,
+        ack,
+        checked,
+    }
 }
 
 async fn commit_loop<E: Clock + Spawner>(

@@ -353,7 +353,10 @@ mod tests {
         // The same transaction twice in one batch: new, then already pending.
         batch.insert(9, batch[7].clone());
         // Too old to admit.
-        batch.insert(11, enrol(3, net.genesis.genesis_time.minus(10 * 86_400_000)));
+        batch.insert(
+            11,
+            enrol(3, net.genesis.genesis_time.minus(10 * 86_400_000)),
+        );
         // A full pool refuses the rest, in order.
         let one_by_one = Pool::new(120);
         let expected: Vec<_> = batch
@@ -367,7 +370,10 @@ mod tests {
         assert!(matches!(got[3], Err(AdmitError::Endorsement(_))));
         assert!(matches!(got[7], Ok((_, true))));
         assert!(matches!(got[9], Ok((_, false))));
-        assert!(matches!(got[11], Err(AdmitError::Rejected(TxError::Stale { .. }))));
+        assert!(matches!(
+            got[11],
+            Err(AdmitError::Rejected(TxError::Stale { .. }))
+        ));
         assert!(matches!(got.last(), Some(Err(AdmitError::Full { .. }))));
         assert_eq!(together.len(), one_by_one.len());
     }

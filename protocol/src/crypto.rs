@@ -508,7 +508,10 @@ struct Pending {
 fn check_pending(todo: &[Pending]) -> Vec<(usize, Result<(), SignatureError>)> {
     let single = |p: &Pending| -> Result<(), SignatureError> {
         p.key
-            .verify(&ed25519_zebra::Signature::from_bytes(&p.signature.0), &p.message)
+            .verify(
+                &ed25519_zebra::Signature::from_bytes(&p.signature.0),
+                &p.message,
+            )
             .map_err(|_| SignatureError::Mismatch {
                 key: p.key_bytes.to_hex(),
             })

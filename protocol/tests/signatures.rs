@@ -21,7 +21,9 @@ use vault_protocol::crypto::{
 };
 use vault_protocol::encoding::{BoundedVec, Canonical};
 use vault_protocol::ids::Timestamp;
-use vault_protocol::tx::{Endorsement, EndorsementError, SignedTransaction, Transaction, VerifiedTx};
+use vault_protocol::tx::{
+    Endorsement, EndorsementError, SignedTransaction, Transaction, VerifiedTx,
+};
 
 const SUITE: CryptoSuite = CryptoSuite::Ed25519Sha256;
 
@@ -71,7 +73,9 @@ fn transaction(n: u64) -> Transaction {
     }
 }
 
-fn endorsements(v: Vec<Endorsement>) -> BoundedVec<Endorsement, { vault_protocol::tx::MAX_ENDORSEMENTS }> {
+fn endorsements(
+    v: Vec<Endorsement>,
+) -> BoundedVec<Endorsement, { vault_protocol::tx::MAX_ENDORSEMENTS }> {
     BoundedVec::new(v).expect("few endorsements")
 }
 
@@ -89,7 +93,11 @@ fn make(n: u64, shape: Shape) -> SignedTransaction {
     };
     let list = match shape {
         Shape::Valid => vec![tx.endorsement(&k1)],
-        Shape::ValidMulti => vec![tx.endorsement(&k1), tx.endorsement(&k2), tx.endorsement(&k3)],
+        Shape::ValidMulti => vec![
+            tx.endorsement(&k1),
+            tx.endorsement(&k2),
+            tx.endorsement(&k3),
+        ],
         Shape::Forged(bit) => vec![tx.endorsement(&k1), flip(tx.endorsement(&k2), bit)],
         Shape::WrongKey => vec![Endorsement {
             signer: k2.public(),
@@ -185,8 +193,12 @@ fn expand(seed: [u8; 32]) -> (Scalar, [u8; 32], PublicKey) {
 fn mixed_order_signature(seed: [u8; 32], domain: Domain, message: &[u8]) -> (PublicKey, Signature) {
     let (a, prefix, public) = expand(seed);
     let tagged = [domain.tag(), message].concat();
-    let r = Scalar::from_bytes_mod_order_wide(&wide(&Sha512::digest([&prefix[..], &tagged[..]].concat())));
-    let big_r = (ED25519_BASEPOINT_POINT * r + EIGHT_TORSION[1]).compress().to_bytes();
+    let r = Scalar::from_bytes_mod_order_wide(&wide(&Sha512::digest(
+        [&prefix[..], &tagged[..]].concat(),
+    )));
+    let big_r = (ED25519_BASEPOINT_POINT * r + EIGHT_TORSION[1])
+        .compress()
+        .to_bytes();
     let k = Scalar::from_bytes_mod_order_wide(&wide(&Sha512::digest(
         [&big_r[..], public.as_bytes(), &tagged[..]].concat(),
     )));
@@ -207,10 +219,14 @@ fn the_expansion_here_is_the_suites_own() {
 fn a_mixed_order_signature_is_accepted_alone_and_in_every_batch() {
     let (key, sig) = mixed_order_signature([5u8; 32], Domain::Grant, b"grant");
     // Strict RFC 8032 checking (used for C2SP notes) refuses it…
-    assert!(SUITE.verify_untagged(&key, &[Domain::Grant.tag(), b"grant"].concat(), &sig).is_err());
+    assert!(SUITE
+        .verify_untagged(&key, &[Domain::Grant.tag(), b"grant"].concat(), &sig)
+        .is_err());
     // …the chain's rule accepts it, alone…
     clear_signature_cache();
-    SUITE.verify(Domain::Grant, &key, b"grant", &sig).expect("ZIP-215 accepts");
+    SUITE
+        .verify(Domain::Grant, &key, b"grant", &sig)
+        .expect("ZIP-215 accepts");
     // …and in batches of every size, every time (a cofactorless batch equation with random
     // weights would accept it only when the weight is a multiple of 8).
     let other = KeyPair::from_seed(SUITE, [6u8; 32]);
@@ -237,7 +253,10 @@ fn a_mixed_order_signature_is_accepted_alone_and_in_every_batch() {
                     signature: &sig,
                 },
             );
-            assert!(SUITE.verify_many(&checks).iter().all(Result::is_ok), "size {size}");
+            assert!(
+                SUITE.verify_many(&checks).iter().all(Result::is_ok),
+                "size {size}"
+            );
         }
     }
     // Another message under the same signature still fails.
@@ -249,7 +268,9 @@ fn a_mixed_order_signature_is_accepted_alone_and_in_every_batch() {
 fn a_bad_signature_in_a_batch_is_found_and_only_it_fails() {
     let k = KeyPair::from_seed(SUITE, [9u8; 32]);
     let pk = k.public();
-    let msgs: Vec<Vec<u8>> = (0..100).map(|i| format!("receipt {i}").into_bytes()).collect();
+    let msgs: Vec<Vec<u8>> = (0..100)
+        .map(|i| format!("receipt {i}").into_bytes())
+        .collect();
     let mut sigs: Vec<Signature> = msgs.iter().map(|m| k.sign(Domain::Receipt, m)).collect();
     let mut b = [0u8; 64];
     b.copy_from_slice(sigs[37].as_bytes());
@@ -311,7 +332,10 @@ fn a_batch_submission_round_trips_canonically() {
     let txs: Vec<SignedTransaction> = (0..5).map(|i| make(i, Shape::Valid)).collect();
     let batch = vault_protocol::tx::TransactionBatch(BoundedVec::new(txs).expect("five"));
     let bytes = batch.encode();
-    assert_eq!(vault_protocol::tx::TransactionBatch::decode(&bytes).expect("decodes"), batch);
+    assert_eq!(
+        vault_protocol::tx::TransactionBatch::decode(&bytes).expect("decodes"),
+        batch
+    );
     let mut trailing = bytes.clone();
     trailing.push(0);
     assert!(vault_protocol::tx::TransactionBatch::decode(&trailing).is_err());
@@ -326,7 +350,11 @@ fn every_committed_test_vector_signature_still_verifies_under_the_chain_rule() {
         for e in t.endorsements.iter() {
             let msg = t.tx.encode();
             SUITE
-                .verify_untagged(&e.signer, &[t.tx.body.domain().tag(), &msg].concat(), &e.signature)
+                .verify_untagged(
+                    &e.signer,
+                    &[t.tx.body.domain().tag(), &msg].concat(),
+                    &e.signature,
+                )
                 .expect("strictly valid");
         }
         t.verify(SUITE).expect("valid under ZIP-215");

@@ -238,10 +238,18 @@ async fn four_departments_agree_survive_a_stop_and_catch_up() -> Result<()> {
             .body(vec![1u8, 2, 0, 0, 0, 9])
             .send()
             .await?;
-        (resp.status().as_u16(), resp.json::<serde_json::Value>().await?)
+        (
+            resp.status().as_u16(),
+            resp.json::<serde_json::Value>().await?,
+        )
     };
     ensure!(code == 400, "{code} {r}");
-    ensure!(r["error"]["code"].as_str().is_some_and(|c| c.starts_with("decode_")), "{r}");
+    ensure!(
+        r["error"]["code"]
+            .as_str()
+            .is_some_and(|c| c.starts_with("decode_")),
+        "{r}"
+    );
 
     // Restart it: it catches up to the same head.
     c.restart(3)?;

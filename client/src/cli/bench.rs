@@ -209,6 +209,20 @@ impl Http {
         }
     }
 
+    /// Waits until every node has reached the height the first one is at now.
+    async fn all_at_first_height(&self, urls: &[String]) -> Result<()> {
+        let head = self.status(&urls[0]).await.context("status")?["height"]
+            .as_u64()
+            .unwrap_or(0);
+        for u in urls {
+            self.wait(u, "the same height", Duration::from_secs(120), |s| {
+                s["height"].as_u64().unwrap_or(0) >= head
+            })
+            .await?;
+        }
+        Ok(())
+    }
+
     /// Submits a batch; retries while the pool is full. Returns the answer.
     async fn batch(&self, url: &str, txs: &[SignedTransaction], wait: bool) -> Result<Value> {
         loop {
@@ -289,7 +303,8 @@ fn ceiling() -> (f64, f64) {
         .iter()
         .map(|k| KeyPair::from_seed(CryptoSuite::Ed25519Sha256, k.to_bytes()))
         .collect();
-    let publics: Vec<vault_protocol::crypto::PublicKey> = pairs.iter().map(KeyPair::public).collect();
+    let publics: Vec<vault_protocol::crypto::PublicKey> =
+        pairs.iter().map(KeyPair::public).collect();
     let tagged: Vec<vault_protocol::crypto::Signature> = pairs
         .iter()
         .zip(&msgs)
@@ -556,15 +571,7 @@ async fn run_async(args: BenchArgs) -> Result<Exit> {
     }
     let committed_per_s = median(&mut rates.clone());
     // Let every node finish the same blocks before measuring disks.
-    let head = http.status(&urls[0]).await.context("status")?["height"]
-        .as_u64()
-        .unwrap_or(0);
-    for u in &urls {
-        http.wait(u, "the same height", Duration::from_secs(120), |s| {
-            s["height"].as_u64().unwrap_or(0) >= head
-        })
-        .await?;
-    }
+    http.all_at_first_height(&urls).await?;
     let mut per_node_disk: Vec<f64> = net
         .nodes
         .iter()
@@ -628,15 +635,7 @@ async fn run_async(args: BenchArgs) -> Result<Exit> {
     let log_end = http.status(&urls[0]).await.context("status")?["log_size"]
         .as_u64()
         .unwrap_or(0);
-    let head = http.status(&urls[0]).await.context("status")?["height"]
-        .as_u64()
-        .unwrap_or(0);
-    for u in &urls {
-        http.wait(u, "the same height", Duration::from_secs(120), |s| {
-            s["height"].as_u64().unwrap_or(0) >= head
-        })
-        .await?;
-    }
+    http.all_at_first_height(&urls).await?;
     let disk_rest = disk_at_rest(&mut net, &disk_before, log_start, log_end)?;
     if let Some(d) = disk_rest {
         say(&format!(
@@ -740,7 +739,12 @@ async fn bundle_verify(
 /// Disk per attestation per node at rest: the network stopped, each ledger compacted
 /// (`vault-node compact`), each data directory's growth since `before` ÷ the transactions
 /// committed since `log_start`. `None` for a network this bench did not start.
-fn disk_at_rest(net: &mut Network, before: &[u64], log_start: u64, log_end: u64) -> Result<Option<f64>> {
+fn disk_at_rest(
+    net: &mut Network,
+    before: &[u64],
+    log_start: u64,
+    log_end: u64,
+) -> Result<Option<f64>> {
     if net.testnet.is_none() {
         return Ok(None);
     }
