@@ -1176,7 +1176,6 @@ async fn commit_loop<E: Clock + Spawner>(
                         for _ in 0..20 {
                             rt.sleep(Duration::from_millis(100)).await;
                             if let Some(f) = mailbox.get_finalization(height).await {
-                                let f: Finalization<Scheme, CwDigest> = f;
                                 if let Err(e) = store.put_certificate(height.get(), &f.encode()) {
                                     tracing::warn!(error = %e, height = height.get(), "cannot store a certificate");
                                 }

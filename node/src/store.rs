@@ -366,10 +366,9 @@ impl Store {
     /// after the block was committed.
     pub fn put_certificate(&self, height: u64, certificate: &[u8]) -> Result<(), StoreError> {
         if self.header(height)?.is_none() {
-            return Err(StoreError::NotNext {
-                head: self.head()?.height,
-                height,
-            });
+            return Err(corrupt(format!(
+                "a certificate for height {height}, where no block is stored"
+            )));
         }
         let mut batch = WriteBatch::default();
         batch.put_cf(self.cf(CF_CERTS), height.to_be_bytes(), certificate);
