@@ -222,12 +222,16 @@ struct SubmitQuery {
     timeout_ms: Option<u64>,
 }
 
-fn parse_signed(headers: &HeaderMap, body: &Bytes) -> ApiResult<SignedTransaction> {
-    let binary = headers
+/// Whether a request body is canonical bytes rather than JSON.
+fn is_binary(headers: &HeaderMap) -> bool {
+    headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|ct| ct.starts_with("application/octet-stream"));
-    if binary {
+        .is_some_and(|ct| ct.starts_with("application/octet-stream"))
+}
+
+fn parse_signed(headers: &HeaderMap, body: &Bytes) -> ApiResult<SignedTransaction> {
+    if is_binary(headers) {
         Ok(SignedTransaction::decode(body)?)
     } else {
         let value: Value = serde_json::from_slice(body)
@@ -299,11 +303,7 @@ async fn submit_batch(
     headers: HeaderMap,
     body: Bytes,
 ) -> ApiResult<Json<Value>> {
-    let binary = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|ct| ct.starts_with("application/octet-stream"));
-    let txs: Vec<SignedTransaction> = if binary {
+    let txs: Vec<SignedTransaction> = if is_binary(&headers) {
         TransactionBatch::decode(&body)?.0.into_inner()
     } else {
         serde_json::from_slice(&body).map_err(|e| {

@@ -12,7 +12,7 @@ use vault_protocol::ids::TxId;
 use vault_protocol::ids::{BlockHash, DepartmentId, Timestamp};
 use vault_protocol::state::TxError;
 use vault_protocol::state::{self, ChainHead};
-use vault_protocol::tx::SignedTransaction;
+use vault_protocol::tx::{EndorsementError, SignedTransaction};
 
 use crate::pool::{AdmitError, Pool, TxOutcome};
 use crate::store::{Store, StoreError};
@@ -106,21 +106,9 @@ impl NodeContext {
     /// Admits a signed transaction to the pool (checking every signature once) and spreads it to
     /// the other nodes.
     pub fn submit(&self, signed: SignedTransaction) -> Result<TxId, AdmitError> {
-        let gov = self.governance().map_err(|e| {
-            AdmitError::Rejected(TxError::InvalidField {
-                field: "state",
-                reason: e.to_string(),
-            })
-        })?;
-        let (verified, new) =
-            self.pool
-                .admit(&self.store.snapshot(), &gov, &self.head(), now(), signed)?;
-        if new {
-            // Spreading is best-effort: if the gossip queue is full the other nodes still
-            // receive the transaction in this node's next proposal.
-            let _ = self.gossip.try_send(verified.signed().clone());
-        }
-        Ok(verified.id())
+        self.submit_many(vec![signed])
+            .pop()
+            .unwrap_or(Err(AdmitError::Endorsement(EndorsementError::Unsigned)))
     }
 
     /// [`NodeContext::submit`] for many transactions, one answer each, in order: their
@@ -142,6 +130,8 @@ impl NodeContext {
             .map(|r| {
                 r.map(|(verified, new)| {
                     if new {
+                        // Spreading is best-effort: if the gossip queue is full the other nodes
+                        // still receive the transaction in this node's next proposal.
                         let _ = self.gossip.try_send(verified.signed().clone());
                     }
                     verified.id()

@@ -379,6 +379,52 @@ mod tests {
     }
 
     #[test]
+    fn revalidation_looks_past_the_oldest_only_after_a_proposal_left_some_out() {
+        use vault_protocol::ledger::{test_key, test_uscc};
+        use vault_protocol::tx::Enrolment;
+        let net = TestNetwork::new(&["samr", "tax", "hrss", "housing"]);
+        let mut ledger = MemoryLedger::new(net.genesis.clone()).unwrap();
+        let samr = net.department("samr");
+        let enrol = |n: u32, at: Timestamp| {
+            net.tx(
+                at,
+                TxBody::EnrolEnterprise(Enrolment {
+                    department: samr.id.clone(),
+                    enterprise: test_uscc(n),
+                    key: test_key(&format!("e{n}"), "enterprise").public(),
+                }),
+            )
+            .sign_one(&samr.signing)
+        };
+        let t = net.genesis.genesis_time.plus(1_000);
+        ledger
+            .propose_and_commit(&samr.id, t, vec![enrol(1, t)])
+            .unwrap();
+        let gov = ledger.governance().unwrap();
+        let head = ledger.head();
+        let pool = Pool::new(1_000);
+        let mut txs: Vec<SignedTransaction> = (10..310).map(|n| enrol(n, t)).collect();
+        // Deep in the pool: enterprise 1 again, which can no longer commit.
+        let again = enrol(1, t);
+        let again_id = again.id(gov.suite);
+        txs.insert(280, again);
+        for r in pool.admit_many(ledger.state(), &gov, &head, t, txs) {
+            r.unwrap();
+        }
+        let later = t.plus(1_000);
+        pool.revalidate(ledger.state(), later, 8, 4096);
+        assert!(pool.contains(&again_id), "only the 8 oldest were dry-run");
+        pool.suspect(&[again_id]);
+        pool.revalidate(ledger.state(), later, 8, 4096);
+        assert!(!pool.contains(&again_id));
+        assert!(matches!(
+            pool.rejection(&again_id),
+            Some(TxError::AlreadyEnrolled { .. })
+        ));
+        assert_eq!(pool.len(), 300);
+    }
+
+    #[test]
     fn a_governance_change_with_more_endorsements_replaces_the_pending_one() {
         let net = TestNetwork::new(&["samr", "tax", "hrss", "housing"]);
         let ledger = MemoryLedger::new(net.genesis.clone()).unwrap();

@@ -11,8 +11,10 @@
 //! and batch verification accept exactly the same signatures, so nodes may batch (2–4× cheaper
 //! per signature) and still agree on every transaction. Small-order (weak) keys are refused,
 //! since under the cofactored equation such a key would "sign" anything. C2SP notes, which outside
-//! tools check too, are verified strictly (RFC 8032, ed25519-dalek's `verify_strict`). A 国密 SM2/SM3 suite would be another [`CryptoSuite`] variant; the ledger logic
-//! only calls the suite's methods and treats keys, signatures and digests as opaque values.
+//! tools check too, are verified strictly (RFC 8032, ed25519-dalek's `verify_strict`).
+//!
+//! A 国密 SM2/SM3 suite would be another [`CryptoSuite`] variant; the ledger logic only calls the
+//! suite's methods and treats keys, signatures and digests as opaque values.
 
 use std::fmt;
 use std::str::FromStr;
