@@ -964,12 +964,9 @@ where
     )
     .await
     .map_err(|e| anyhow::anyhow!("finalization archive: {e}"))?;
-    let blocks = immutable::Archive::init(
-        context.child("blocks"),
-        immutable_cfg(prefix, "blocks", page_cache.clone(), codec),
-    )
-    .await
-    .map_err(|e| anyhow::anyhow!("block archive: {e}"))?;
+    // Finalized blocks live in the ledger itself (no second copy in an engine archive).
+    let blocks = crate::blocks::LedgerBlocks::open(ctx.store.clone(), codec)
+        .map_err(|e| anyhow::anyhow!("block store: {e}"))?;
     let epocher = FixedEpocher::new(NZU64!(1 << 62));
     let genesis = ChainBlock::genesis(genesis_hash, suite);
     let genesis_digest = genesis.digest();

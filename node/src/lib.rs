@@ -18,6 +18,7 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
 pub mod api;
+pub mod blocks;
 pub mod chain;
 pub mod checkpoints;
 pub mod config;

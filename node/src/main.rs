@@ -162,6 +162,7 @@ fn main() -> Result<()> {
             let (store, report) = vault_node::store::Store::open(&path, &genesis)
                 .with_context(|| format!("opening the ledger in {}", path.display()))?;
             store.compact()?;
+            let usage = store.usage()?;
             drop(store);
             println!(
                 "ledger {} compacted at height {}: {} → {} bytes",
@@ -170,6 +171,7 @@ fn main() -> Result<()> {
                 before,
                 dir_bytes(&path)
             );
+            print!("{usage}");
             Ok(())
         }
     }

@@ -9,6 +9,10 @@
 //! | `hashes` | block hash | height |
 //! | `state` | protocol state key | protocol state value (see `vault_protocol::state::keys`) |
 //! | `log` | `level ‖ index` (9 bytes) | complete Merkle-log subtree hash |
+//! | `staged` | height ‖ block hash | a finalized block the consensus engine stored that the ledger has not committed yet (the engine's encoding); deleted in the batch that commits it |
+//!
+//! The consensus engine keeps no block archive of its own: its store of finalized blocks
+//! (`consensus::LedgerBlocks`) is the ledger itself plus the `staged` blocks above its head.
 //!
 //! A finalized block is committed with one `WriteBatch` — header, body, certificate, state delta,
 //! new log nodes — written with `sync = true`: one fsync per block, and a block is either wholly
@@ -17,6 +21,7 @@
 //! what is wrong.
 
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use rocksdb::{
     BlockBasedOptions, Cache, ColumnFamily, ColumnFamilyDescriptor, DBCompressionType, Direction,
@@ -43,8 +48,9 @@ const CF_CERTS: &str = "certs";
 const CF_HASHES: &str = "hashes";
 const CF_STATE: &str = "state";
 const CF_LOG: &str = "log";
-const ALL_CFS: [&str; 7] = [
-    CF_META, CF_HEADERS, CF_BODIES, CF_CERTS, CF_HASHES, CF_STATE, CF_LOG,
+const CF_STAGED: &str = "staged";
+const ALL_CFS: [&str; 8] = [
+    CF_META, CF_HEADERS, CF_BODIES, CF_CERTS, CF_HASHES, CF_STATE, CF_LOG, CF_STAGED,
 ];
 const GENESIS_KEY: &[u8] = b"genesis";
 /// The ledger's block cache (data, index and filter blocks of every column family).
@@ -107,6 +113,13 @@ fn tx_key(height: u64, index: u32) -> [u8; 12] {
     k
 }
 
+fn staged_key(height: u64, hash: &BlockHash) -> [u8; 40] {
+    let mut k = [0u8; 40];
+    k[..8].copy_from_slice(&height.to_be_bytes());
+    k[8..].copy_from_slice(&hash.0 .0);
+    k
+}
+
 fn corrupt(what: impl Into<String>) -> StoreError {
     StoreError::Corrupt { what: what.into() }
 }
@@ -129,6 +142,9 @@ pub struct Store {
     db: DB,
     suite: CryptoSuite,
     genesis_hash: BlockHash,
+    /// The committed head's height, kept beside the state's own record for readers that need
+    /// it without a read (the consensus engine's block store).
+    height: AtomicU64,
 }
 
 impl std::fmt::Debug for Store {
@@ -171,6 +187,7 @@ impl Store {
             db,
             suite: genesis.suite,
             genesis_hash: genesis.hash(),
+            height: AtomicU64::new(0),
         };
         match store.db.get_cf(store.cf(CF_META), GENESIS_KEY)? {
             Some(bytes) => {
@@ -185,6 +202,7 @@ impl Store {
             None => store.initialise(genesis)?,
         }
         let report = store.check_integrity()?;
+        store.height.store(report.head.height, Ordering::Release);
         Ok((store, report))
     }
 
@@ -305,7 +323,61 @@ impl Store {
             }
         }
         self.put_delta(&mut batch, &outcome.delta);
-        self.write_synced(batch)
+        // The block leaves the consensus engine's staging area in the batch that commits it.
+        for item in self.db.prefix_iterator_cf(self.cf(CF_STAGED), key) {
+            let (k, _) = item?;
+            if !k.starts_with(&key) {
+                break;
+            }
+            batch.delete_cf(self.cf(CF_STAGED), k);
+        }
+        self.write_synced(batch)?;
+        self.height.store(height, Ordering::Release);
+        Ok(())
+    }
+
+    /// The committed head's height, without a read.
+    pub fn height(&self) -> u64 {
+        self.height.load(Ordering::Acquire)
+    }
+
+    /// Stages a finalized block the consensus engine stored ahead of the ledger (its own
+    /// encoding), durable after the next [`Store::sync_staged`].
+    pub fn put_staged(&self, height: u64, hash: &BlockHash, bytes: &[u8]) -> Result<(), StoreError> {
+        let mut batch = WriteBatch::default();
+        batch.put_cf(self.cf(CF_STAGED), staged_key(height, hash), bytes);
+        self.db.write(batch)?;
+        Ok(())
+    }
+
+    /// Makes every staged block durable (one fsync of the write-ahead log).
+    pub fn sync_staged(&self) -> Result<(), StoreError> {
+        self.db.flush_wal(true)?;
+        Ok(())
+    }
+
+    /// A staged block's bytes, if it is still staged (not yet committed).
+    pub fn staged(&self, height: u64, hash: &BlockHash) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self
+            .db
+            .get_cf(self.cf(CF_STAGED), staged_key(height, hash))?)
+    }
+
+    /// Every staged block's height and hash, lowest first.
+    pub fn staged_index(&self) -> Result<Vec<(u64, BlockHash)>, StoreError> {
+        let mut out = Vec::new();
+        for item in self.db.iterator_cf(self.cf(CF_STAGED), IteratorMode::Start) {
+            let (k, _) = item?;
+            if k.len() != 40 {
+                return Err(corrupt("a staged block's key is not 40 bytes"));
+            }
+            let mut h = [0u8; 8];
+            h.copy_from_slice(&k[..8]);
+            let mut d = [0u8; 32];
+            d.copy_from_slice(&k[8..]);
+            out.push((u64::from_be_bytes(h), BlockHash(Digest(d))));
+        }
+        Ok(out)
     }
 
     /// The header at `height` (0 has none: it is the genesis).
@@ -515,10 +587,59 @@ impl Store {
             .sum()
     }
 
+    /// Where the bytes are: each column family's table files on disk, and — the state mixing
+    /// every table — the raw (uncompressed) key and value bytes of each state table, by its tag.
+    pub fn usage(&self) -> Result<Usage, StoreError> {
+        let mut families = Vec::new();
+        for name in ALL_CFS {
+            let bytes = self
+                .db
+                .property_int_value_cf(self.cf(name), "rocksdb.total-sst-files-size")?
+                .unwrap_or(0);
+            let keys = self
+                .db
+                .property_int_value_cf(self.cf(name), "rocksdb.estimate-num-keys")?
+                .unwrap_or(0);
+            families.push((name, bytes, keys));
+        }
+        let mut tables: std::collections::BTreeMap<u8, (u64, u64)> = Default::default();
+        for item in self.db.iterator_cf(self.cf(CF_STATE), IteratorMode::Start) {
+            let (k, v) = item?;
+            let e = tables.entry(k.first().copied().unwrap_or(0)).or_default();
+            e.0 += 1;
+            e.1 += (k.len() + v.len()) as u64;
+        }
+        Ok(Usage {
+            families,
+            state_tables: tables.into_iter().map(|(t, (n, b))| (t, n, b)).collect(),
+        })
+    }
+
     /// Flushes memtables to disk (for measuring disk use).
     pub fn flush(&self) -> Result<(), StoreError> {
         for name in ALL_CFS {
             self.db.flush_cf(self.cf(name))?;
+        }
+        Ok(())
+    }
+}
+
+/// Where a store's bytes are ([`Store::usage`]).
+#[derive(Debug, Clone)]
+pub struct Usage {
+    /// Column family, bytes of its table files, estimated keys.
+    pub families: Vec<(&'static str, u64, u64)>,
+    /// State table tag, entries, raw key and value bytes.
+    pub state_tables: Vec<(u8, u64, u64)>,
+}
+
+impl std::fmt::Display for Usage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for (name, bytes, keys) in &self.families {
+            writeln!(f, "  {name:<8} {bytes:>14} bytes on disk  ~{keys} keys")?;
+        }
+        for (tag, n, bytes) in &self.state_tables {
+            writeln!(f, "  state table 0x{tag:02x}: {n:>10} entries, {bytes:>14} raw bytes")?;
         }
         Ok(())
     }
@@ -581,14 +702,15 @@ impl StateView for Snapshot<'_> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use vault_protocol::ids::Timestamp;
     use vault_protocol::ledger::{MemoryLedger, TestNetwork};
     use vault_protocol::merkle::LogHasher;
     use vault_protocol::tx::{Enrolment, TxBody};
 
-    fn enrol_blocks(net: &TestNetwork, n: usize) -> Vec<Block> {
+    /// `n` blocks of one enrolment each, made by samr on a memory ledger of `net`.
+    pub(crate) fn enrol_blocks(net: &TestNetwork, n: usize) -> Vec<Block> {
         let mut ledger = MemoryLedger::new(net.genesis.clone()).unwrap();
         let samr = net.department("samr");
         let mut blocks = Vec::new();

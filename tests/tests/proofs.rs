@@ -172,10 +172,24 @@ async fn bundles_verify_offline_status_changes_are_pushed_and_stale_bundles_are_
 
     // Checkpoints now and later are consistent, by the node's own consistency proof.
     let old = checkpoint(&c, 0).await?;
+    let from = old.checkpoint().size;
     c.commit(1, &c.enrol_tx(8)).await?;
-    let new = checkpoint(&c, 2).await?;
-    let (from, to) = (old.checkpoint().size, new.checkpoint().size);
-    ensure!(to > from);
+    // Committed through node 1 is not yet cosigned at node 2: a checkpoint is served once a
+    // quorum of departments has cosigned it, so node 2's may still be the old one for a moment.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let new = loop {
+        let new = checkpoint(&c, 2).await?;
+        if new.checkpoint().size > from {
+            break new;
+        }
+        ensure!(
+            Instant::now() < deadline,
+            "node 2's checkpoint stayed at log size {}",
+            new.checkpoint().size
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let to = new.checkpoint().size;
     let (code, proof) = c
         .get(2, &format!("/v1/log/consistency?from={from}&to={to}"))
         .await?;
