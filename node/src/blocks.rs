@@ -159,9 +159,7 @@ impl LedgerBlocks {
             return self.by_height(*height);
         }
         match self.store.height_of(&hash_of(digest))? {
-            Some(height) => Ok(self
-                .committed(height)?
-                .filter(|b| b.digest() == *digest)),
+            Some(height) => Ok(self.committed(height)?.filter(|b| b.digest() == *digest)),
             None => Ok(None),
         }
     }
@@ -325,7 +323,9 @@ mod tests {
         assert_eq!(got.digest(), three.digest());
         // An unknown digest is no block.
         let unknown = CwDigest([9; 32]);
-        assert!(block_on(lb.get(Identifier::Key(&unknown))).unwrap().is_none());
+        assert!(block_on(lb.get(Identifier::Key(&unknown)))
+            .unwrap()
+            .is_none());
 
         // Committing 2 and 3 empties the staging area; every height reads from the ledger.
         for b in &blocks[1..3] {

@@ -343,7 +343,12 @@ impl Store {
 
     /// Stages a finalized block the consensus engine stored ahead of the ledger (its own
     /// encoding), durable after the next [`Store::sync_staged`].
-    pub fn put_staged(&self, height: u64, hash: &BlockHash, bytes: &[u8]) -> Result<(), StoreError> {
+    pub fn put_staged(
+        &self,
+        height: u64,
+        hash: &BlockHash,
+        bytes: &[u8],
+    ) -> Result<(), StoreError> {
         let mut batch = WriteBatch::default();
         batch.put_cf(self.cf(CF_STAGED), staged_key(height, hash), bytes);
         self.db.write(batch)?;
@@ -639,7 +644,10 @@ impl std::fmt::Display for Usage {
             writeln!(f, "  {name:<8} {bytes:>14} bytes on disk  ~{keys} keys")?;
         }
         for (tag, n, bytes) in &self.state_tables {
-            writeln!(f, "  state table 0x{tag:02x}: {n:>10} entries, {bytes:>14} raw bytes")?;
+            writeln!(
+                f,
+                "  state table 0x{tag:02x}: {n:>10} entries, {bytes:>14} raw bytes"
+            )?;
         }
         Ok(())
     }
