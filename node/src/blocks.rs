@@ -24,10 +24,8 @@ use commonware_cryptography::sha256::Digest as CwDigest;
 use commonware_cryptography::Digestible as _;
 use commonware_storage::archive::Identifier;
 use commonware_storage::rmap::RMap;
-use vault_protocol::crypto::Digest;
-use vault_protocol::ids::BlockHash;
 
-use crate::consensus::{BlockCodec, ChainBlock};
+use crate::consensus::{cw_digest, our_hash, BlockCodec, ChainBlock};
 use crate::store::{Store, StoreError};
 
 /// Staged blocks kept decoded in memory; past this many the rest are read back from RocksDB.
@@ -68,14 +66,6 @@ pub struct LedgerBlocks {
     by_digest: HashMap<CwDigest, u64>,
 }
 
-fn digest_of(hash: &BlockHash) -> CwDigest {
-    CwDigest(hash.0 .0)
-}
-
-fn hash_of(digest: &CwDigest) -> BlockHash {
-    BlockHash(Digest(digest.0))
-}
-
 impl LedgerBlocks {
     /// Opens the store over `store`'s ledger and its staged blocks.
     pub fn open(store: Arc<Store>, codec: BlockCodec) -> Result<Self, BlocksError> {
@@ -98,11 +88,11 @@ impl LedgerBlocks {
                 this.staged.insert(
                     height,
                     Staged {
-                        digest: digest_of(&hash),
+                        digest: cw_digest(&hash),
                         block: None,
                     },
                 );
-                this.by_digest.insert(digest_of(&hash), height);
+                this.by_digest.insert(cw_digest(&hash), height);
             }
         }
         Ok(this)
@@ -142,7 +132,7 @@ impl LedgerBlocks {
         if let Some(b) = &staged.block {
             return Ok(Some(b.clone()));
         }
-        match self.store.staged(height, &hash_of(&staged.digest))? {
+        match self.store.staged(height, &our_hash(&staged.digest))? {
             Some(bytes) => ChainBlock::decode_cfg(bytes::Bytes::from(bytes), &self.codec)
                 .map(|b| Some(Arc::new(b)))
                 .map_err(|e| BlocksError::Decode {
@@ -158,7 +148,7 @@ impl LedgerBlocks {
         if let Some(height) = self.by_digest.get(digest) {
             return self.by_height(*height);
         }
-        match self.store.height_of(&hash_of(digest))? {
+        match self.store.height_of(&our_hash(digest))? {
             Some(height) => Ok(self.committed(height)?.filter(|b| b.digest() == *digest)),
             None => Ok(None),
         }
@@ -177,7 +167,7 @@ impl Blocks for LedgerBlocks {
             return Ok(self);
         }
         self.store
-            .put_staged(height, &hash_of(&digest), &block.encode())?;
+            .put_staged(height, &our_hash(&digest), &block.encode())?;
         let in_memory = self.staged.values().filter(|s| s.block.is_some()).count();
         self.staged.insert(
             height,

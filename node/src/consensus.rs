@@ -105,11 +105,11 @@ fn our_key(key: &CwKey) -> PublicKey {
     PublicKey::from_bytes(b)
 }
 
-fn cw_digest(hash: &BlockHash) -> CwDigest {
+pub(crate) fn cw_digest(hash: &BlockHash) -> CwDigest {
     CwDigest(hash.0 .0)
 }
 
-fn our_hash(d: &CwDigest) -> BlockHash {
+pub(crate) fn our_hash(d: &CwDigest) -> BlockHash {
     BlockHash(Digest(d.0))
 }
 

@@ -12,7 +12,7 @@
 //! | `staged` | height ‖ block hash | a finalized block the consensus engine stored that the ledger has not committed yet (the engine's encoding); deleted in the batch that commits it |
 //!
 //! The consensus engine keeps no block archive of its own: its store of finalized blocks
-//! (`consensus::LedgerBlocks`) is the ledger itself plus the `staged` blocks above its head.
+//! (`blocks::LedgerBlocks`) is the ledger itself plus the `staged` blocks above its head.
 //!
 //! A finalized block is committed with one `WriteBatch` — header, body, certificate, state delta,
 //! new log nodes — written with `sync = true`: one fsync per block, and a block is either wholly
@@ -349,9 +349,8 @@ impl Store {
         hash: &BlockHash,
         bytes: &[u8],
     ) -> Result<(), StoreError> {
-        let mut batch = WriteBatch::default();
-        batch.put_cf(self.cf(CF_STAGED), staged_key(height, hash), bytes);
-        self.db.write(batch)?;
+        self.db
+            .put_cf(self.cf(CF_STAGED), staged_key(height, hash), bytes)?;
         Ok(())
     }
 
@@ -583,13 +582,15 @@ impl Store {
     pub fn disk_usage(&self) -> u64 {
         ALL_CFS
             .iter()
-            .filter_map(|name| {
-                self.db
-                    .property_int_value_cf(self.cf(name), "rocksdb.total-sst-files-size")
-                    .ok()
-                    .flatten()
-            })
+            .filter_map(|name| self.property(name, "rocksdb.total-sst-files-size"))
             .sum()
+    }
+
+    fn property(&self, cf: &str, name: &str) -> Option<u64> {
+        self.db
+            .property_int_value_cf(self.cf(cf), name)
+            .ok()
+            .flatten()
     }
 
     /// Where the bytes are: each column family's table files on disk, and — the state mixing
@@ -598,12 +599,10 @@ impl Store {
         let mut families = Vec::new();
         for name in ALL_CFS {
             let bytes = self
-                .db
-                .property_int_value_cf(self.cf(name), "rocksdb.total-sst-files-size")?
+                .property(name, "rocksdb.total-sst-files-size")
                 .unwrap_or(0);
             let keys = self
-                .db
-                .property_int_value_cf(self.cf(name), "rocksdb.estimate-num-keys")?
+                .property(name, "rocksdb.estimate-num-keys")
                 .unwrap_or(0);
             families.push((name, bytes, keys));
         }
@@ -772,6 +771,25 @@ pub(crate) mod tests {
         let hasher = state::log_hasher(store.suite());
         let leaf = hasher.hash_leaf(&tx.leaf_data());
         merkle::verify_inclusion(&hasher, &leaf, &proof, &report.head.log_root.0).unwrap();
+    }
+
+    #[test]
+    fn usage_names_every_family_and_counts_the_state_tables() {
+        let dir = tempfile::tempdir().unwrap();
+        let net = TestNetwork::new(&["samr"]);
+        let (store, _) = Store::open(dir.path(), &net.genesis).unwrap();
+        for b in &enrol_blocks(&net, 3) {
+            let o = state::apply_block(&store.snapshot(), b).unwrap();
+            store.commit(b, None, &o).unwrap();
+        }
+        store.compact().unwrap();
+        let usage = store.usage().unwrap();
+        let names: Vec<_> = usage.families.iter().map(|f| f.0).collect();
+        assert_eq!(names, ALL_CFS);
+        assert!(usage.families.iter().any(|f| f.0 == CF_BODIES && f.1 > 0));
+        // Three enrolled enterprises, one record each.
+        assert!(usage.state_tables.iter().any(|t| t.0 == 0x20 && t.1 == 3));
+        assert!(usage.to_string().contains("state table 0x20"));
     }
 
     #[test]
