@@ -503,6 +503,11 @@ pub struct VaultApp {
 /// notarized, and the same proposal next time fails the same way: a proposer whose last proposal
 /// did not make it into the chain halves its size (down to [`ProposalSizer::MIN`]); one whose
 /// proposal was committed doubles it again, up to the chain's limit.
+///
+/// A proposal is known to have failed as soon as this node is asked to propose again at a height
+/// not above it (the chain built that height on without it), or once the committed chain passed
+/// its height with another block. The first matters most: when every proposal is too big the
+/// chain does not move at all, and a sizer that waited for the committed head would never shrink.
 #[derive(Debug, Clone)]
 pub struct ProposalSizer {
     max: usize,
@@ -523,12 +528,25 @@ impl ProposalSizer {
         }
     }
 
-    /// The cap for a proposal now, given the committed head's height and whether a block hash is
-    /// committed.
-    pub fn cap(&mut self, head_height: u64, committed: impl Fn(&BlockHash) -> bool) -> usize {
+    /// The cap for a proposal at height `proposing`, given the committed head's height and
+    /// whether a block hash is committed.
+    pub fn cap(
+        &mut self,
+        proposing: u64,
+        head_height: u64,
+        committed: impl Fn(&BlockHash) -> bool,
+    ) -> usize {
         if let Some((hash, height)) = self.last {
-            if head_height >= height {
-                self.cap = if committed(&hash) {
+            let landed = if proposing <= height {
+                // Asked to fill a height this node's last proposal held: the chain left it out.
+                Some(false)
+            } else if head_height >= height {
+                Some(committed(&hash))
+            } else {
+                None
+            };
+            if let Some(landed) = landed {
+                self.cap = if landed {
                     self.cap.saturating_mul(2).min(self.max)
                 } else {
                     (self.cap / 2).max(Self::MIN.min(self.max))
@@ -659,7 +677,9 @@ impl<E: Clock + Spawner + Metrics> Application<E> for VaultApp {
             let store = &self.ctx.store;
             let head = self.ctx.head().height;
             let mut sizer = self.sizer.lock().unwrap_or_else(|p| p.into_inner());
-            sizer.cap(head, |h| store.height_of(h).ok().flatten().is_some())
+            sizer.cap(parent_head.height + 1, head, |h| {
+                store.height_of(h).ok().flatten().is_some()
+            })
         };
         let candidates = self.ctx.pool.pending(cap);
         let department = self.ctx.department.clone();
@@ -1291,26 +1311,44 @@ mod tests {
     #[test]
     fn a_proposal_that_never_lands_halves_the_next_and_one_that_lands_doubles_it() {
         let mut s = ProposalSizer::new(10_000);
-        assert_eq!(s.cap(0, |_| false), 10_000);
+        assert_eq!(s.cap(1, 0, |_| false), 10_000);
         s.proposed(hash(1), 5, 10_000);
-        // Undecided while the chain is below the proposal's height.
-        assert_eq!(s.cap(4, |_| false), 10_000);
+        // Undecided while the chain is below the proposal's height and builds above it.
+        assert_eq!(s.cap(6, 4, |_| false), 10_000);
         // The chain passed height 5 with another block: halve, and again, down to the floor.
-        assert_eq!(s.cap(5, |_| false), 5_000);
+        assert_eq!(s.cap(7, 5, |_| false), 5_000);
         let mut cap = 5_000;
         for h in 6..20 {
             s.proposed(hash(h as u8), h, cap);
-            cap = s.cap(h, |_| false);
+            cap = s.cap(h + 1, h, |_| false);
         }
         assert_eq!(cap, ProposalSizer::MIN);
         // Landed: double back up to the chain's limit.
         for h in 20..40 {
             s.proposed(hash(h as u8), h, cap);
-            cap = s.cap(h, |x| *x == hash(h as u8));
+            cap = s.cap(h + 1, h, |x| *x == hash(h as u8));
         }
         assert_eq!(cap, 10_000);
         // An empty proposal says nothing.
         s.proposed(hash(99), 50, 0);
-        assert_eq!(s.cap(60, |_| false), 10_000);
+        assert_eq!(s.cap(61, 60, |_| false), 10_000);
+    }
+
+    #[test]
+    fn a_stalled_chain_shrinks_proposals_without_committing_anything() {
+        // Every proposal too big to be checked in time: nothing is committed, the head stays at
+        // 105, and each view asks again for height 106. The cap must still come down.
+        let mut s = ProposalSizer::new(10_000);
+        let mut cap = s.cap(106, 105, |_| false);
+        let mut views = 0;
+        while cap > ProposalSizer::MIN {
+            s.proposed(hash(views as u8), 106, cap);
+            cap = s.cap(106, 105, |_| false);
+            views += 1;
+        }
+        assert_eq!(views, 6, "10,000 halves to 256 in six failed proposals");
+        // Once a smaller one lands, the chain moves on and the cap grows again.
+        s.proposed(hash(200), 106, cap);
+        assert_eq!(s.cap(107, 106, |x| *x == hash(200)), 2 * ProposalSizer::MIN);
     }
 }

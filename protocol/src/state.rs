@@ -181,6 +181,13 @@ impl<'a, V: StateView + ?Sized> Overlay<'a, V> {
         self.put(key, record.encode());
     }
 
+    fn put_attestation(&mut self, record: &AttestationRecord) {
+        self.put_record(
+            keys::attestation(&record.id),
+            &StoredAttestation::of(record),
+        );
+    }
+
     /// The pending writes.
     pub fn into_delta(self) -> StateDelta {
         StateDelta {
@@ -508,6 +515,56 @@ pub struct AttestationRecord {
     pub superseded_at: Option<Timestamp>,
 }
 record!(AttestationRecord, 1024 * 1024);
+
+/// An attestation record as the state stores it: without what its key and location already say
+/// (the id is the key's; the block time of issue is the location's).
+#[derive(Debug, Clone, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+struct StoredAttestation {
+    attestation: Attestation,
+    location: TxLocation,
+    status: Status,
+    history: Vec<StatusEvent>,
+    superseded_by: Option<AttestationId>,
+    superseded_at: Option<Timestamp>,
+}
+record!(StoredAttestation, 1024 * 1024);
+
+impl StoredAttestation {
+    fn of(r: &AttestationRecord) -> Self {
+        StoredAttestation {
+            attestation: r.attestation.clone(),
+            location: r.location,
+            status: r.status,
+            history: r.history.clone(),
+            superseded_by: r.superseded_by,
+            superseded_at: r.superseded_at,
+        }
+    }
+
+    fn into_record(self, id: AttestationId) -> AttestationRecord {
+        AttestationRecord {
+            id,
+            attestation: self.attestation,
+            issued_at: self.location.time,
+            location: self.location,
+            status: self.status,
+            history: self.history,
+            superseded_by: self.superseded_by,
+            superseded_at: self.superseded_at,
+        }
+    }
+}
+
+/// Decodes a stored attestation record found under `key` (an attestation key).
+pub fn decode_attestation(key: &[u8], value: &[u8]) -> Result<AttestationRecord, StoreError> {
+    let id: [u8; 32] = key
+        .get(1..33)
+        .and_then(|k| k.try_into().ok())
+        .ok_or_else(|| StoreError {
+            message: "an attestation key is not 33 bytes".into(),
+        })?;
+    Ok(StoredAttestation::decode(value)?.into_record(AttestationId(Digest(id))))
+}
 
 /// A grant as the state keeps it.
 #[derive(Debug, Clone, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
@@ -1044,11 +1101,17 @@ pub fn log_frontier<V: StateView + ?Sized>(view: &V) -> Result<Frontier, StoreEr
 }
 
 /// Where a transaction was committed.
+///
+/// An attestation's issuing transaction has no entry of its own in the transaction table: the
+/// attestation's id is the transaction's, and its record holds the location.
 pub fn tx_location<V: StateView + ?Sized>(
     view: &V,
     id: &TxId,
 ) -> Result<Option<TxLocation>, StoreError> {
-    read(view, &keys::tx(id))
+    if let Some(location) = read(view, &keys::tx(id))? {
+        return Ok(Some(location));
+    }
+    Ok(attestation(view, &AttestationId(id.0))?.map(|r| r.location))
 }
 
 /// An enterprise.
@@ -1064,7 +1127,7 @@ pub fn attestation<V: StateView + ?Sized>(
     view: &V,
     id: &AttestationId,
 ) -> Result<Option<AttestationRecord>, StoreError> {
-    read(view, &keys::attestation(id))
+    Ok(read::<StoredAttestation, V>(view, &keys::attestation(id))?.map(|r| r.into_record(*id)))
 }
 
 /// The records an index points at: every key under `prefix` ends with a 32-byte id, and
@@ -1077,24 +1140,31 @@ fn indexed<T: Canonical, V: StateView + ?Sized>(
 ) -> Result<Vec<T>, StoreError> {
     view.scan_prefix(prefix)?
         .into_iter()
-        .map(|(k, _)| {
-            let mut id = [0u8; 32];
-            id.copy_from_slice(&k[k.len() - 32..]);
-            require(view, &record_key(Digest(id)), what)
-        })
+        .map(|(k, _)| require(view, &record_key(index_id(&k)), what))
         .collect()
+}
+
+/// The id an index key ends with.
+fn index_id(key: &[u8]) -> Digest {
+    let mut id = [0u8; 32];
+    id.copy_from_slice(&key[key.len() - 32..]);
+    Digest(id)
 }
 
 fn attestations_under<V: StateView + ?Sized>(
     view: &V,
     prefix: &[u8],
 ) -> Result<Vec<AttestationRecord>, StoreError> {
-    let mut out: Vec<AttestationRecord> = indexed(
-        view,
-        prefix,
-        |d| keys::attestation(&AttestationId(d)),
-        "indexed attestation",
-    )?;
+    let mut out: Vec<AttestationRecord> = view
+        .scan_prefix(prefix)?
+        .into_iter()
+        .map(|(k, _)| {
+            let id = index_id(&k);
+            attestation(view, &AttestationId(id))?.ok_or_else(|| StoreError {
+                message: "indexed attestation missing from the state".into(),
+            })
+        })
+        .collect::<Result<_, _>>()?;
     out.sort_by_key(|r| (r.location.height, r.location.index));
     Ok(out)
 }
@@ -1430,8 +1500,11 @@ impl<V: StateView + ?Sized> Rules<'_, '_, '_, V> {
             TxBody::WithdrawGrant(w) => self.withdraw_grant(w)?,
             TxBody::RecordAccess(r) => self.record_access(r)?,
         }
-        let location = self.location();
-        self.o.put_record(keys::tx(&self.tx.id()), &location);
+        // An issuance is found through its attestation's record (see [`tx_location`]).
+        if !matches!(self.tx.tx().body, TxBody::IssueAttestation(_)) {
+            let location = self.location();
+            self.o.put_record(keys::tx(&self.tx.id()), &location);
+        }
         Ok(())
     }
 
@@ -1470,7 +1543,10 @@ impl<V: StateView + ?Sized> Rules<'_, '_, '_, V> {
             }
             .into());
         }
-        if self.o.get(&keys::tx(&self.tx.id()))?.is_some() {
+        let id = self.tx.id();
+        if self.o.get(&keys::tx(&id))?.is_some()
+            || self.o.get(&keys::attestation(&AttestationId(id.0)))?.is_some()
+        {
             return Err(TxError::Duplicate { tx: self.tx.id() }.into());
         }
         Ok(())
@@ -1876,7 +1952,7 @@ impl<V: StateView + ?Sized> Rules<'_, '_, '_, V> {
             old.superseded_at = Some(now);
             let old_live = keys::live(&old.attestation.file_digest, &old.attestation.doc_type);
             self.o.delete(old_live);
-            self.o.put_record(keys::attestation(&old_id), &old);
+            self.o.put_attestation(&old);
         }
         let record = AttestationRecord {
             id,
@@ -1888,7 +1964,7 @@ impl<V: StateView + ?Sized> Rules<'_, '_, '_, V> {
             superseded_by: None,
             superseded_at: None,
         };
-        self.o.put_record(keys::attestation(&id), &record);
+        self.o.put_attestation(&record);
         self.o.put(live_key, id.0 .0.to_vec());
         self.o.put(keys::by_subject(&a.subject, &id), Vec::new());
         self.o.put(keys::by_digest(&a.file_digest, &id), Vec::new());
@@ -1951,7 +2027,7 @@ impl<V: StateView + ?Sized> Rules<'_, '_, '_, V> {
             height: self.ctx.height,
             tx: self.tx.id(),
         });
-        self.o.put_record(keys::attestation(&s.attestation), &rec);
+        self.o.put_attestation(&rec);
         Ok(())
     }
 
@@ -2298,7 +2374,7 @@ fn finish<V: StateView + ?Sized>(
     for (key, value) in &overlay.writes {
         let Some(value) = value else { continue };
         if keys::is_attestation(key) {
-            let record = AttestationRecord::decode(value)?;
+            let record = decode_attestation(key, value)?;
             changed.push((
                 crate::status::attestation_key(&record.id),
                 crate::status::StatusLeaf::of(&record).encode(),

@@ -339,9 +339,7 @@ impl World {
             .scan_prefix(&[tag])
             .unwrap()
             .into_iter()
-            .map(|(_, v)| {
-                <AttestationRecord as vault_protocol::encoding::Canonical>::decode(&v).unwrap()
-            })
+            .map(|(k, v)| state::decode_attestation(&k, &v).unwrap())
             .collect()
     }
 
