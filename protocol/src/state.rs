@@ -1545,7 +1545,10 @@ impl<V: StateView + ?Sized> Rules<'_, '_, '_, V> {
         }
         let id = self.tx.id();
         if self.o.get(&keys::tx(&id))?.is_some()
-            || self.o.get(&keys::attestation(&AttestationId(id.0)))?.is_some()
+            || self
+                .o
+                .get(&keys::attestation(&AttestationId(id.0)))?
+                .is_some()
         {
             return Err(TxError::Duplicate { tx: self.tx.id() }.into());
         }

@@ -893,8 +893,11 @@ impl World {
             let delta = o.into_delta();
             match r {
                 Ok(()) => {
-                    assert!(delta.writes.contains_key(&keys::tx(&v.id())));
                     cur.apply(&delta);
+                    // Every accepted transaction is found where it was committed (an issuance
+                    // through its attestation's record, the others by their own entry).
+                    let at = state::tx_location(&cur, &v.id()).unwrap();
+                    assert_eq!(at.map(|l| (l.height, l.index)), Some((height, ctx.index)));
                     accepted.push(v.clone());
                     outcomes.push(Ok(()));
                 }
