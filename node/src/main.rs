@@ -18,6 +18,11 @@ use vault_node::config::NodeConfig;
 use vault_node::deploy::{self, MemberFile};
 use vault_protocol::ids::DepartmentId;
 
+/// mimalloc instead of glibc malloc: a loaded node allocates and frees per-block maps and buffers
+/// at a rate where glibc's allocator was an eighth of its CPU (see BENCHMARKS.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(name = "vault-node", version, about = "数字保险箱 department node")]
 struct Cli {
