@@ -442,13 +442,7 @@ fn attestation_view(
     record: AttestationRecord,
     presented: Option<&Digest>,
 ) -> ApiResult<AttestationView> {
-    let (transaction, _) = ctx.store.transaction(&TxId(record.id.0))?.ok_or_else(|| {
-        ApiError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "store_error",
-            format!("issuing transaction of {} missing", record.id),
-        )
-    })?;
+    let transaction = ctx.store.transaction_at(&record.location)?;
     let gov = ctx.governance()?;
     let verdict = verify_attestation(&gov, &transaction, &record, now(), presented);
     Ok(AttestationView {

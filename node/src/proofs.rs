@@ -147,9 +147,7 @@ pub fn bundle_at(
     let store = &ctx.store;
     let record = state::attestation(view, id)?
         .ok_or_else(|| ApiError::not_found(format!("no attestation {id}")))?;
-    let (tx, _) = store
-        .transaction(&vault_protocol::ids::TxId(id.0))?
-        .ok_or_else(|| ApiError::not_found(format!("no transaction {id}")))?;
+    let tx = store.transaction_at(&record.location)?;
     let (header, certificate) = certified_head(ctx, head)?;
     let inclusion = store.inclusion_proof(record.location.log_index, head.log_size)?;
     bundle::assemble(view, id, tx, inclusion, header, certificate).map_err(assemble_error)

@@ -483,16 +483,22 @@ impl Store {
         let Some(loc) = state::tx_location(&snap, id)? else {
             return Ok(None);
         };
+        Ok(Some((self.transaction_at(&loc)?, loc)))
+    }
+
+    /// The committed transaction at a location the state gave (an attestation record's, say),
+    /// without looking the location up again.
+    pub fn transaction_at(&self, loc: &TxLocation) -> Result<SignedTransaction, StoreError> {
         let bytes = self
             .db
-            .get_cf(self.cf(CF_BODIES), tx_key(loc.height, loc.index))?
+            .get_pinned_cf(self.cf(CF_BODIES), tx_key(loc.height, loc.index))?
             .ok_or_else(|| {
                 corrupt(format!(
-                    "transaction {id} points at block {} index {}, which is not stored",
+                    "no transaction is stored at block {} index {}",
                     loc.height, loc.index
                 ))
             })?;
-        Ok(Some((decode(&bytes, "stored transaction")?, loc)))
+        decode(&bytes, "stored transaction")
     }
 
     /// Where a committed transaction sits (`None` if not committed or unreadable).

@@ -391,12 +391,11 @@ impl CryptoSuite {
                         Err(e) => out[i] = Err(e),
                     }
                 }
-                let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(8));
                 let results: Vec<(usize, Result<(), SignatureError>)> =
-                    if threads < 2 || todo.len() < PARALLEL_BATCH_MIN {
+                    if todo.len() < PARALLEL_BATCH_MIN || verify_threads() < 2 {
                         check_pending(&todo)
                     } else {
-                        let chunk = todo.len().div_ceil(threads);
+                        let chunk = todo.len().div_ceil(verify_threads());
                         std::thread::scope(|scope| {
                             let handles: Vec<_> = todo
                                 .chunks(chunk)
@@ -487,6 +486,14 @@ fn memo(rule: Rule, key: &PublicKey, signature: &Signature, message: &[u8]) -> [
     h.update(signature.0);
     h.update(message);
     h.finalize().into()
+}
+
+/// The threads a large batch is checked on: the machine's cores, at most 8. Asked of the
+/// system once — `available_parallelism` reads the cgroup's CPU quota from files on every call,
+/// which cost the verify API more than the signature check it answers from the cache.
+fn verify_threads() -> usize {
+    static THREADS: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *THREADS.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get().min(8)))
 }
 
 /// Below this many signatures a batch is checked on one core (the bench's ceiling measures

@@ -177,12 +177,14 @@ pub fn verify_attestation(
     let suite = gov.suite;
     let a = &record.attestation;
     let mut checks = Vec::new();
-    let mut push = |check, ok: bool, reason, pass: String, fail: String| {
+    // Only the detail that applies is formatted, not both.
+    type Detail<'a> = &'a dyn Fn() -> String;
+    let mut push = |check, ok: bool, reason, pass: Detail<'_>, fail: Detail<'_>| {
         checks.push(Check {
             check,
             outcome: if ok { Outcome::Pass } else { Outcome::Fail },
             reason: if ok { None } else { Some(reason) },
-            detail: if ok { pass } else { fail },
+            detail: if ok { pass() } else { fail() },
         })
     };
 
@@ -192,8 +194,8 @@ pub fn verify_attestation(
         CheckKind::Record,
         matches,
         Reason::RecordMismatch,
-        "the ledger record matches the signed issuing transaction".into(),
-        "the ledger record does not match the signed issuing transaction".into(),
+        &|| "the ledger record matches the signed issuing transaction".into(),
+        &|| "the ledger record does not match the signed issuing transaction".into(),
     );
 
     let sig_ok = issuing_tx.clone().verify(suite);
@@ -201,8 +203,8 @@ pub fn verify_attestation(
         CheckKind::Signature,
         sig_ok.is_ok(),
         Reason::BadSignature,
-        "the issuer's signature verifies".into(),
-        match &sig_ok {
+        &|| "the issuer's signature verifies".into(),
+        &|| match &sig_ok {
             Err(e) => format!("signature check failed: {e}"),
             Ok(_) => String::new(),
         },
@@ -220,14 +222,18 @@ pub fn verify_attestation(
         CheckKind::IssuerKey,
         key_ok,
         Reason::IssuerKeyNotValid,
-        format!(
-            "signed with a key {} held at {}",
-            a.issuer, record.issued_at
-        ),
-        format!(
-            "the signing key was not a key of {} at {}",
-            a.issuer, record.issued_at
-        ),
+        &|| {
+            format!(
+                "signed with a key {} held at {}",
+                a.issuer, record.issued_at
+            )
+        },
+        &|| {
+            format!(
+                "the signing key was not a key of {} at {}",
+                a.issuer, record.issued_at
+            )
+        },
     );
 
     let doc_type = gov.document_types.get(&a.doc_type);
@@ -236,22 +242,26 @@ pub fn verify_attestation(
         CheckKind::IssuerAuthorised,
         auth_ok,
         Reason::IssuerNotAuthorised,
-        format!(
-            "{} was authorised to issue {} when it issued",
-            a.issuer, a.doc_type
-        ),
-        format!(
-            "{} was not authorised to issue {} at {}",
-            a.issuer, a.doc_type, record.issued_at
-        ),
+        &|| {
+            format!(
+                "{} was authorised to issue {} when it issued",
+                a.issuer, a.doc_type
+            )
+        },
+        &|| {
+            format!(
+                "{} was not authorised to issue {} at {}",
+                a.issuer, a.doc_type, record.issued_at
+            )
+        },
     );
 
     push(
         CheckKind::NotBefore,
         at >= a.valid_from,
         Reason::NotYetValid,
-        format!("valid from {}", a.valid_from),
-        format!("not valid before {}", a.valid_from),
+        &|| format!("valid from {}", a.valid_from),
+        &|| format!("not valid before {}", a.valid_from),
     );
 
     let not_expired = a.valid_until.is_none_or(|u| at < u);
@@ -259,11 +269,11 @@ pub fn verify_attestation(
         CheckKind::NotExpired,
         not_expired,
         Reason::Expired,
-        match a.valid_until {
+        &|| match a.valid_until {
             Some(u) => format!("valid until {u}"),
             None => "valid without an end date".into(),
         },
-        format!("expired at {}", a.valid_until.unwrap_or_default()),
+        &|| format!("expired at {}", a.valid_until.unwrap_or_default()),
     );
 
     let (status, history) = status_at(record, at);
@@ -276,8 +286,8 @@ pub fn verify_attestation(
         CheckKind::Status,
         status == Status::Active,
         status_reason,
-        "active".into(),
-        match last {
+        &|| "active".into(),
+        &|| match last {
             Some(e) => format!(
                 "{status} since {} (reason code {}{}{})",
                 e.at,
@@ -296,8 +306,8 @@ pub fn verify_attestation(
         CheckKind::NotSuperseded,
         superseded.is_none(),
         Reason::Superseded,
-        "the current version".into(),
-        format!("superseded by {}", superseded.unwrap_or_default()),
+        &|| "the current version".into(),
+        &|| format!("superseded by {}", superseded.unwrap_or_default()),
     );
 
     match presented_digest {
@@ -305,11 +315,13 @@ pub fn verify_attestation(
             CheckKind::FileDigest,
             d == &a.file_digest,
             Reason::DigestMismatch,
-            format!("the file's SHA-256 is {d}, as attested"),
-            format!(
-                "the file's SHA-256 is {d}; the attested file's is {}",
-                a.file_digest
-            ),
+            &|| format!("the file's SHA-256 is {d}, as attested"),
+            &|| {
+                format!(
+                    "the file's SHA-256 is {d}; the attested file's is {}",
+                    a.file_digest
+                )
+            },
         ),
         None => checks.push(Check {
             check: CheckKind::FileDigest,
