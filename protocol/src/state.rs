@@ -315,7 +315,8 @@ pub mod keys {
     pub fn by_digest(digest: &Digest, id: &AttestationId) -> Vec<u8> {
         join(BY_DIGEST, &[&digest.0, &id.0 .0])
     }
-    /// The live (not revoked, not superseded) attestation of a file digest and type.
+    /// That a file digest has a live (not revoked, not superseded) attestation of a type (the
+    /// entry is empty: which one is the file's only attestation of that type that is live).
     pub fn live(digest: &Digest, doc_type: &DocTypeCode) -> Vec<u8> {
         join(LIVE, &[&digest.0, doc_type.as_str().as_bytes()])
     }
@@ -1909,11 +1910,32 @@ impl<V: StateView + ?Sized> Rules<'_, '_, '_, V> {
             }
         }
         let id = AttestationId(self.tx.id().0);
+        // At most one attestation of a file and type is live (its key in the live index); only
+        // its own new version may be issued over it. The entry holds no id: the attestation it
+        // stands for is the one live attestation among the file's, found on the rare refusal.
         let live_key = keys::live(&a.file_digest, &a.doc_type);
-        let live: Option<AttestationId> =
-            self.o.get(&live_key)?.map(|v| decode_id(&v)).transpose()?;
-        if let Some(existing) = live {
-            if a.supersedes != Some(existing) {
+        if self.o.get(&live_key)?.is_some() {
+            let is_live_here = |r: &AttestationRecord| {
+                r.attestation.file_digest == a.file_digest
+                    && r.attestation.doc_type == a.doc_type
+                    && r.status != Status::Revoked
+                    && r.superseded_by.is_none()
+            };
+            let replaces_it = match a.supersedes {
+                Some(old) => attestation(&*self.o, &old)?.is_some_and(|r| is_live_here(&r)),
+                None => false,
+            };
+            if !replaces_it {
+                let existing = attestations_by_digest(&*self.o, &a.file_digest)?
+                    .into_iter()
+                    .find(is_live_here)
+                    .map(|r| r.id)
+                    .ok_or_else(|| StoreError {
+                        message: format!(
+                            "the live index names {} of type {} but no attestation of it is live",
+                            a.file_digest, a.doc_type
+                        ),
+                    })?;
                 return Err(TxError::DigestAlreadyLive {
                     file_digest: a.file_digest,
                     doc_type: a.doc_type.clone(),
@@ -1968,7 +1990,7 @@ impl<V: StateView + ?Sized> Rules<'_, '_, '_, V> {
             superseded_at: None,
         };
         self.o.put_attestation(&record);
-        self.o.put(live_key, id.0 .0.to_vec());
+        self.o.put(live_key, Vec::new());
         self.o.put(keys::by_subject(&a.subject, &id), Vec::new());
         self.o.put(keys::by_digest(&a.file_digest, &id), Vec::new());
         Ok(())
@@ -2194,13 +2216,6 @@ fn log_full(e: crate::merkle::MerkleError) -> StoreError {
     StoreError {
         message: format!("the Merkle log cannot grow: {e}"),
     }
-}
-
-fn decode_id(bytes: &[u8]) -> Result<AttestationId, StoreError> {
-    let arr: [u8; 32] = bytes.try_into().map_err(|_| StoreError {
-        message: "live index entry is not 32 bytes".into(),
-    })?;
-    Ok(AttestationId(Digest(arr)))
 }
 
 // ---------------------------------------------------------------------------------------------

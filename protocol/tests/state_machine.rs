@@ -395,11 +395,21 @@ impl World {
             .unwrap_or_else(unknown_grant)
     }
 
+    /// The live attestation of a file and type: the live index says there is one, and it is
+    /// the file's one current attestation of that type.
     fn live(&self, file_digest: &Digest, doc_type: &str) -> Option<AttestationId> {
         self.state()
             .get(&keys::live(file_digest, &dt(doc_type)))
+            .unwrap()?;
+        state::attestations_by_digest(self.state(), file_digest)
             .unwrap()
-            .map(|v| AttestationId(Digest(v.try_into().unwrap())))
+            .into_iter()
+            .find(|r| {
+                r.attestation.doc_type.as_str() == doc_type
+                    && r.status != Status::Revoked
+                    && r.superseded_by.is_none()
+            })
+            .map(|r| r.id)
     }
 
     fn members(&self) -> Vec<&'static str> {
@@ -1067,20 +1077,25 @@ impl World {
                     .expect("by-digest entry of no attestation");
                 assert_eq!(&rec.attestation.file_digest.0[..], &k[1..33]);
             } else if tag == t_live {
-                let id = AttestationId(Digest(id32(v)));
-                let rec = by_id.get(&id).expect("live entry of no attestation");
-                assert_ne!(
-                    rec.status,
-                    Status::Revoked,
-                    "live index points to a revoked attestation"
-                );
+                // An empty entry: the file and type have exactly one current attestation (not
+                // revoked, not superseded).
+                assert!(v.is_empty(), "a live-index entry holds {} bytes", v.len());
+                let current: Vec<&AttestationRecord> = atts
+                    .iter()
+                    .filter(|r| {
+                        r.attestation.file_digest.0[..] == k[1..33]
+                            && r.attestation.doc_type.as_str().as_bytes() == &k[33..]
+                            && r.status != Status::Revoked
+                            && r.superseded_by.is_none()
+                    })
+                    .collect();
                 assert_eq!(
-                    rec.superseded_by, None,
-                    "live index points to a superseded attestation"
+                    current.len(),
+                    1,
+                    "a live-index entry with {} current attestations",
+                    current.len()
                 );
-                assert_eq!(&rec.attestation.file_digest.0[..], &k[1..33]);
-                assert_eq!(rec.attestation.doc_type.as_str().as_bytes(), &k[33..]);
-                live_seen.insert(id);
+                live_seen.insert(current[0].id);
             } else if tag == t_by_ent || tag == t_by_grantee {
                 let g = state::grant(self.state(), &GrantId(Digest(id32(&k[k.len() - 32..]))))
                     .unwrap()
