@@ -315,8 +315,8 @@ pub mod keys {
     pub fn by_digest(digest: &Digest, id: &AttestationId) -> Vec<u8> {
         join(BY_DIGEST, &[&digest.0, &id.0 .0])
     }
-    /// That a file digest has a live (not revoked, not superseded) attestation of a type (the
-    /// entry is empty: which one is the file's only attestation of that type that is live).
+    /// Present when a file digest has a live (not revoked, not superseded) attestation of a type.
+    /// The entry is empty; the attestation is the file's only live one of that type.
     pub fn live(digest: &Digest, doc_type: &DocTypeCode) -> Vec<u8> {
         join(LIVE, &[&digest.0, doc_type.as_str().as_bytes()])
     }
