@@ -1914,6 +1914,10 @@ impl<V: StateView + ?Sized> Rules<'_, '_, '_, V> {
         // its own new version may be issued over it. The entry holds no id: the attestation it
         // stands for is the one live attestation among the file's, found on the rare refusal.
         let live_key = keys::live(&a.file_digest, &a.doc_type);
+        let superseded = match a.supersedes {
+            Some(old_id) => attestation(&*self.o, &old_id)?,
+            None => None,
+        };
         if self.o.get(&live_key)?.is_some() {
             let is_live_here = |r: &AttestationRecord| {
                 r.attestation.file_digest == a.file_digest
@@ -1921,11 +1925,7 @@ impl<V: StateView + ?Sized> Rules<'_, '_, '_, V> {
                     && r.status != Status::Revoked
                     && r.superseded_by.is_none()
             };
-            let replaces_it = match a.supersedes {
-                Some(old) => attestation(&*self.o, &old)?.is_some_and(|r| is_live_here(&r)),
-                None => false,
-            };
-            if !replaces_it {
+            if !superseded.as_ref().is_some_and(is_live_here) {
                 let existing = attestations_by_digest(&*self.o, &a.file_digest)?
                     .into_iter()
                     .find(is_live_here)
@@ -1945,7 +1945,7 @@ impl<V: StateView + ?Sized> Rules<'_, '_, '_, V> {
             }
         }
         if let Some(old_id) = a.supersedes {
-            let mut old = attestation(&*self.o, &old_id)?.ok_or(TxError::UnknownAttestation {
+            let mut old = superseded.ok_or(TxError::UnknownAttestation {
                 attestation: old_id,
             })?;
             let reason = if old.attestation.subject != a.subject {
