@@ -683,11 +683,21 @@ impl<E: Clock + Spawner + Metrics> Application<E> for VaultApp {
         };
         let candidates = self.ctx.pool.pending(cap);
         let department = self.ctx.department.clone();
+        let started = std::time::Instant::now();
         match self
             .chain
             .propose(&parent, &department, clock_now(&context.0), candidates)
         {
             Ok((block, rejected)) => {
+                tracing::debug!(
+                    view = context.1.round.view().get(),
+                    height = block.header.height,
+                    txs = block.transactions.len(),
+                    cap,
+                    left_out = rejected.len(),
+                    ms = started.elapsed().as_millis() as u64,
+                    "proposed"
+                );
                 // Left out of this block only: the parent may not be finalized, so a rule broken
                 // on top of it is not final. The pool evicts, with the reason, only when a
                 // transaction breaks a rule against committed state (after each commit).
@@ -735,8 +745,18 @@ impl<E: Clock + Spawner + Metrics> Application<E> for VaultApp {
             tracing::warn!(time = %block.header.time, "proposal from the future");
             return false;
         }
+        let started = std::time::Instant::now();
         match self.verify_ancestors(ancestry, true).await {
-            Ok(_) => true,
+            Ok(_) => {
+                tracing::debug!(
+                    view = context.1.round.view().get(),
+                    height = block.header.height,
+                    txs = block.transactions.len(),
+                    ms = started.elapsed().as_millis() as u64,
+                    "verified a proposal"
+                );
+                true
+            }
             Err(e) => {
                 tracing::warn!(error = %e, height = block.header.height, "rejecting a proposal");
                 false
