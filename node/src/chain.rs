@@ -7,7 +7,7 @@
 //! with the ancestors' deltas on top. When a block is finalized its cached outcome is reused if it
 //! was computed on the current head; otherwise it is recomputed.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
 use vault_protocol::block::Block;
@@ -68,6 +68,7 @@ impl From<StateError> for ChainError {
 struct Pending {
     block: Arc<Block>,
     outcome: BlockOutcome,
+    tx_ids: Vec<TxId>,
 }
 
 /// Blocks verified but not finalized, over the store.
@@ -162,6 +163,7 @@ impl Chain {
             Pending {
                 block: block.clone(),
                 outcome: built.outcome,
+                tx_ids: built.tx_ids,
             },
         );
         Ok((block, built.rejected))
@@ -177,8 +179,40 @@ impl Chain {
         let outcome = self.with_state_after(&block.header.parent, |view| {
             Ok(state::apply_verified_block(view, &block.header, txs)?)
         })?;
-        self.lock().insert(hash, Pending { block, outcome });
+        let tx_ids = txs.iter().map(VerifiedTx::id).collect();
+        self.lock().insert(
+            hash,
+            Pending {
+                block,
+                outcome,
+                tx_ids,
+            },
+        );
         Ok(())
+    }
+
+    /// The transactions in the pending (verified, not finalized) blocks from `parent` down to the
+    /// committed head: a block built on `parent` must not repeat them, so a proposer skips them
+    /// rather than offering them again only to see them left out as duplicates. Empty when
+    /// `parent` is the head or unknown.
+    pub fn in_flight(&self, parent: &BlockHash) -> HashSet<TxId> {
+        let pending = self.lock();
+        let mut ids = HashSet::new();
+        let Ok(head) = self.store.head() else {
+            return ids;
+        };
+        let mut cursor = *parent;
+        while cursor != head.hash {
+            let Some(p) = pending.get(&cursor) else {
+                break;
+            };
+            if p.outcome.head.height <= head.height {
+                break;
+            }
+            ids.extend(p.tx_ids.iter().copied());
+            cursor = p.block.header.parent;
+        }
+        ids
     }
 
     /// Whether a block is committed or verified-pending.
@@ -344,5 +378,61 @@ mod tests {
             .unwrap();
         assert_eq!(chain.store().head().unwrap().hash, ledger.head().hash);
         assert!(chain.knows(&blocks[0].header.hash(suite)).unwrap());
+    }
+
+    #[test]
+    fn a_proposal_on_a_pending_parent_takes_fresh_transactions_not_the_parents() {
+        let dir = tempfile::tempdir().unwrap();
+        let net = TestNetwork::new(&["samr", "tax", "hrss", "housing"]);
+        let (store, _) = Store::open(dir.path(), &net.genesis).unwrap();
+        let suite = store.suite();
+        let chain = Chain::new(Arc::new(store));
+        let samr = net.department("samr").id.clone();
+        let genesis = chain.store().head().unwrap();
+        let gov = state::governance(&chain.store().snapshot()).unwrap();
+        let t0 = net.genesis.genesis_time;
+        // Four transactions reach the pool; a cap of two per block.
+        let pool = crate::pool::Pool::new(100);
+        let txs: Vec<_> = (0..4u32).map(|n| enrol(&net, n, t0.plus(1))).collect();
+        for tx in &txs {
+            pool.admit(
+                &chain.store().snapshot(),
+                &gov,
+                &genesis,
+                t0.plus(2),
+                tx.clone(),
+            )
+            .unwrap();
+        }
+        let ids: Vec<TxId> = txs.iter().map(|t| t.id(suite)).collect();
+        let (b1, left_out) = chain
+            .propose(&genesis.hash, &samr, t0.plus(10), pool.pending(2))
+            .unwrap();
+        assert!(left_out.is_empty());
+        let h1 = b1.header.hash(suite);
+        assert_eq!(chain.in_flight(&h1), ids[..2].iter().copied().collect());
+        assert!(chain.in_flight(&genesis.hash).is_empty());
+        // Block 1 is verified but not finalized; its transactions are still pooled. The oldest
+        // two would only be left out again as duplicates; the next two are offered instead.
+        let in_flight = chain.in_flight(&h1);
+        let (b2, left_out) = chain
+            .propose(
+                &h1,
+                &samr,
+                t0.plus(20),
+                pool.pending_except(2, |id| in_flight.contains(id)),
+            )
+            .unwrap();
+        assert!(left_out.is_empty(), "{left_out:?}");
+        let in_b2: Vec<TxId> = b2.transactions.iter().map(|t| t.id(suite)).collect();
+        assert_eq!(in_b2, ids[2..]);
+        let h2 = b2.header.hash(suite);
+        assert_eq!(chain.in_flight(&h2), ids.iter().copied().collect());
+        // Once block 1 commits, only block 2 is in flight on top of it.
+        chain
+            .commit_finalized(&b1, None, |b| state::verify_transactions(suite, b))
+            .unwrap();
+        assert_eq!(chain.in_flight(&h2), ids[2..].iter().copied().collect());
+        assert!(chain.in_flight(&h1).is_empty());
     }
 }

@@ -681,7 +681,13 @@ impl<E: Clock + Spawner + Metrics> Application<E> for VaultApp {
                 store.height_of(h).ok().flatten().is_some()
             })
         };
-        let candidates = self.ctx.pool.pending(cap);
+        // Transactions in the parent and its unfinalized ancestors stay in the pool until they
+        // commit; offered again they would only be left out as duplicates, crowding out fresh ones.
+        let in_flight = self.chain.in_flight(&parent);
+        let candidates = self
+            .ctx
+            .pool
+            .pending_except(cap, |id| in_flight.contains(id));
         let department = self.ctx.department.clone();
         let started = std::time::Instant::now();
         match self
@@ -694,6 +700,7 @@ impl<E: Clock + Spawner + Metrics> Application<E> for VaultApp {
                     height = block.header.height,
                     txs = block.transactions.len(),
                     cap,
+                    in_flight = in_flight.len(),
                     left_out = rejected.len(),
                     ms = started.elapsed().as_millis() as u64,
                     "proposed"

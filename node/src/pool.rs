@@ -201,10 +201,17 @@ impl Pool {
 
     /// Up to `max` pending transactions, oldest first (they stay in the pool until committed).
     pub fn pending(&self, max: usize) -> Vec<VerifiedTx> {
+        self.pending_except(max, |_| false)
+    }
+
+    /// Up to `max` pending transactions, oldest first, passing over those `skip` names (the ones
+    /// already in a block not yet finalized, which a proposal on top of it must not repeat).
+    pub fn pending_except(&self, max: usize, skip: impl Fn(&TxId) -> bool) -> Vec<VerifiedTx> {
         let inner = self.lock();
         inner
             .order
             .values()
+            .filter(|id| !skip(id))
             .take(max)
             .filter_map(|id| inner.txs.get(id).map(|(_, t)| t.clone()))
             .collect()

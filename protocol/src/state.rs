@@ -2478,6 +2478,8 @@ pub struct BuiltBlock {
     pub outcome: BlockOutcome,
     /// Candidates left out, with the rule each broke.
     pub rejected: Vec<(TxId, TxError)>,
+    /// The ids of the block's transactions, in order.
+    pub tx_ids: Vec<TxId>,
 }
 
 /// Builds the next block from candidate transactions, in order, leaving out each one that breaks
@@ -2564,5 +2566,6 @@ pub fn build_block<V: StateView + ?Sized>(
         },
         outcome,
         rejected,
+        tx_ids: ids,
     })
 }
