@@ -24,8 +24,9 @@ use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use rocksdb::{
-    BlockBasedIndexType, BlockBasedOptions, Cache, ColumnFamily, ColumnFamilyDescriptor, DBCompressionType, Direction,
-    IteratorMode, Options, SnapshotWithThreadMode, WriteBatch, WriteOptions, DB,
+    BlockBasedIndexType, BlockBasedOptions, Cache, ColumnFamily, ColumnFamilyDescriptor,
+    DBCompressionType, Direction, IteratorMode, Options, SnapshotWithThreadMode, WriteBatch,
+    WriteOptions, DB,
 };
 use vault_protocol::block::{Block, BlockHeader};
 use vault_protocol::crypto::{CryptoSuite, Digest};
