@@ -116,18 +116,10 @@ impl Chain {
         // the head under the same lock, so the walk below sees one or the other, never neither.
         let pending = self.lock();
         let head = self.store.head()?;
-        let mut layers = Vec::new();
-        let mut cursor = *parent;
-        while cursor != head.hash {
-            let p = pending
-                .get(&cursor)
-                .ok_or(ChainError::UnknownParent(*parent))?;
-            if p.outcome.head.height <= head.height {
-                return Err(ChainError::UnknownParent(*parent));
-            }
-            layers.push(&p.outcome.delta);
-            cursor = p.block.header.parent;
-        }
+        let mut layers: Vec<&StateDelta> = ancestry(&pending, &head, parent)?
+            .into_iter()
+            .map(|p| &p.outcome.delta)
+            .collect();
         layers.reverse();
         let view = LayeredView {
             base: self.store.snapshot(),
@@ -197,22 +189,15 @@ impl Chain {
     /// `parent` is the head or unknown.
     pub fn in_flight(&self, parent: &BlockHash) -> HashSet<TxId> {
         let pending = self.lock();
-        let mut ids = HashSet::new();
         let Ok(head) = self.store.head() else {
-            return ids;
+            return HashSet::new();
         };
-        let mut cursor = *parent;
-        while cursor != head.hash {
-            let Some(p) = pending.get(&cursor) else {
-                break;
-            };
-            if p.outcome.head.height <= head.height {
-                break;
-            }
-            ids.extend(p.tx_ids.iter().copied());
-            cursor = p.block.header.parent;
-        }
-        ids
+        // An unknown parent yields nothing here; building on it fails with the reason.
+        ancestry(&pending, &head, parent)
+            .unwrap_or_default()
+            .into_iter()
+            .flat_map(|p| p.tx_ids.iter().copied())
+            .collect()
     }
 
     /// Whether a block is committed or verified-pending.
@@ -277,6 +262,28 @@ impl Chain {
             tx_ids,
         })
     }
+}
+
+/// The pending blocks from `parent` down to (not including) the committed `head`, newest first;
+/// `UnknownParent` if the walk does not reach the head through blocks above it.
+fn ancestry<'a>(
+    pending: &'a HashMap<BlockHash, Pending>,
+    head: &ChainHead,
+    parent: &BlockHash,
+) -> Result<Vec<&'a Pending>, ChainError> {
+    let mut blocks = Vec::new();
+    let mut cursor = *parent;
+    while cursor != head.hash {
+        let p = pending
+            .get(&cursor)
+            .ok_or(ChainError::UnknownParent(*parent))?;
+        if p.outcome.head.height <= head.height {
+            return Err(ChainError::UnknownParent(*parent));
+        }
+        blocks.push(p);
+        cursor = p.block.header.parent;
+    }
+    Ok(blocks)
 }
 
 fn dummy_outcome(head: &ChainHead) -> BlockOutcome {
