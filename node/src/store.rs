@@ -186,8 +186,8 @@ impl Store {
             // Filters and indexes in partitions of a few KiB, under a small top level pinned in
             // the cache. A whole-file filter is 1.25 bytes a key — over 1 MiB for a 64 MiB state
             // table — and bigger than one shard of the cache (64 MiB in 64 shards), so it never
-            // stayed there: every point read re-read and re-checksummed it from the file (a third
-            // of a loaded node's CPU in the profile of 2026-12-07).
+            // stayed there: every point read re-read and re-checksummed it from the file (over 40 %
+            // of the samples in the profile of 2026-12-07, BENCHMARKS.md).
             table.set_index_type(BlockBasedIndexType::TwoLevelIndexSearch);
             table.set_partition_filters(true);
             table.set_pin_top_level_index_and_filter(true);
