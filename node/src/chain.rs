@@ -9,6 +9,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use vault_protocol::block::Block;
 use vault_protocol::ids::{BlockHash, DepartmentId, Timestamp, TxId};
@@ -42,6 +43,49 @@ impl<V: StateView> StateView for LayeredView<'_, V> {
             state::apply_writes(&mut merged, &layer.writes, prefix);
         }
         Ok(merged.into_iter().collect())
+    }
+}
+
+/// How long a proposal may go on taking candidates.
+///
+/// A proposal must reach the other validators, and be checked by each of them, before the view
+/// times out — and on a loaded machine (or a large ledger, whose reads are slower) the same
+/// number of transactions takes several times as long to apply. A fixed cap that fits a quiet
+/// machine makes every proposal on a busy one miss its view, and then the next, and so on: the
+/// chain does the work and commits nothing. So the proposer stops taking candidates when its
+/// budget runs out, and the block is as big as this machine can build in that time.
+#[derive(Debug, Clone, Copy)]
+pub struct BuildBudget {
+    /// No candidate is taken after this instant...
+    pub until: Instant,
+    /// ...except the first `at_least`, so that a slow machine still makes progress.
+    pub at_least: usize,
+}
+
+impl BuildBudget {
+    /// A budget of `time` from now.
+    pub fn from_now(time: Duration, at_least: usize) -> Self {
+        BuildBudget {
+            until: Instant::now() + time,
+            at_least,
+        }
+    }
+
+    /// No limit.
+    pub fn unlimited() -> Self {
+        BuildBudget {
+            until: Instant::now(),
+            at_least: usize::MAX,
+        }
+    }
+
+    /// The candidates, in order, for as long as the budget lasts.
+    pub fn offer(self, candidates: Vec<VerifiedTx>) -> impl Iterator<Item = VerifiedTx> {
+        let mut taken = 0usize;
+        candidates.into_iter().take_while(move |_| {
+            taken += 1;
+            taken <= self.at_least || Instant::now() < self.until
+        })
     }
 }
 
@@ -141,12 +185,18 @@ impl Chain {
         proposer: &DepartmentId,
         time: Timestamp,
         candidates: Vec<VerifiedTx>,
+        budget: BuildBudget,
     ) -> Result<Proposal, ChainError> {
         let built = self.with_state_after(parent, |view| {
             let head = state::head(view)?;
             // Block time must move forward even if the local clock lags the parent.
             let time = time.max(head.time.plus(1));
-            Ok(state::build_block(view, proposer, time, candidates)?)
+            Ok(state::build_block(
+                view,
+                proposer,
+                time,
+                budget.offer(candidates),
+            )?)
         })?;
         let block = Arc::new(built.block);
         let hash = built.outcome.head.hash;
@@ -413,7 +463,13 @@ mod tests {
         }
         let ids: Vec<TxId> = txs.iter().map(|t| t.id(suite)).collect();
         let (b1, left_out) = chain
-            .propose(&genesis.hash, &samr, t0.plus(10), pool.pending(2))
+            .propose(
+                &genesis.hash,
+                &samr,
+                t0.plus(10),
+                pool.pending(2),
+                BuildBudget::unlimited(),
+            )
             .unwrap();
         assert!(left_out.is_empty());
         let h1 = b1.header.hash(suite);
@@ -428,6 +484,7 @@ mod tests {
                 &samr,
                 t0.plus(20),
                 pool.pending_except(2, |id| in_flight.contains(id)),
+                BuildBudget::unlimited(),
             )
             .unwrap();
         assert!(left_out.is_empty(), "{left_out:?}");
@@ -441,5 +498,43 @@ mod tests {
             .unwrap();
         assert_eq!(chain.in_flight(&h2), ids[2..].iter().copied().collect());
         assert!(chain.in_flight(&h1).is_empty());
+    }
+
+    #[test]
+    fn a_proposal_stops_taking_candidates_when_its_budget_runs_out() {
+        let dir = tempfile::tempdir().unwrap();
+        let net = TestNetwork::new(&["samr", "tax", "hrss", "housing"]);
+        let (store, _) = Store::open(dir.path(), &net.genesis).unwrap();
+        let suite = store.suite();
+        let chain = Chain::new(Arc::new(store));
+        let samr = net.department("samr").id.clone();
+        let genesis = chain.store().head().unwrap();
+        let t0 = net.genesis.genesis_time;
+        let candidates: Vec<VerifiedTx> = (0..10u32)
+            .map(|n| enrol(&net, n, t0.plus(1)).verify(suite).unwrap())
+            .collect();
+        // A budget already spent still takes its guaranteed first candidates, and no more.
+        let spent = BuildBudget {
+            until: Instant::now(),
+            at_least: 3,
+        };
+        let (block, left_out) = chain
+            .propose(&genesis.hash, &samr, t0.plus(10), candidates.clone(), spent)
+            .unwrap();
+        assert!(left_out.is_empty());
+        let ids: Vec<TxId> = block.transactions.iter().map(|t| t.id(suite)).collect();
+        let first: Vec<TxId> = candidates[..3].iter().map(VerifiedTx::id).collect();
+        assert_eq!(ids, first);
+        // A budget with time left takes them all.
+        let (block, _) = chain
+            .propose(
+                &genesis.hash,
+                &samr,
+                t0.plus(10),
+                candidates,
+                BuildBudget::from_now(Duration::from_secs(60), 0),
+            )
+            .unwrap();
+        assert_eq!(block.transactions.len(), 10);
     }
 }

@@ -58,7 +58,7 @@ use vault_protocol::ids::{BlockHash, Timestamp};
 use vault_protocol::state::{self, BlockError, ChainHead};
 use vault_protocol::tx::{SignedTransaction, VerifiedTx};
 
-use crate::chain::{Chain, ChainError};
+use crate::chain::{BuildBudget, Chain, ChainError};
 use crate::context::{now, NodeContext};
 
 /// The runtime clock's time as a protocol timestamp (simulated time under the deterministic
@@ -494,6 +494,8 @@ pub struct VaultApp {
     ctx: Arc<NodeContext>,
     chain: Arc<Chain>,
     empty_block_interval: Duration,
+    /// How long a proposal may take candidates ([`BuildBudget`]).
+    build_budget: Duration,
     sizer: Arc<Mutex<ProposalSizer>>,
 }
 
@@ -657,6 +659,8 @@ impl<E: Clock + Spawner + Metrics> Application<E> for VaultApp {
         ancestry: impl Ancestry<ChainBlock>,
         _input: (),
     ) -> Option<Digested<ChainBlock>> {
+        // The leader's timeout runs from the start of the view, which is when this is called.
+        let view_started = std::time::Instant::now();
         let parent = match self.verify_ancestors(ancestry, false).await {
             Ok(Some(p)) => p,
             Ok(None) => return None,
@@ -688,18 +692,27 @@ impl<E: Clock + Spawner + Metrics> Application<E> for VaultApp {
             .ctx
             .pool
             .pending_except(cap, |id| in_flight.contains(id));
+        let offered = candidates.len();
         let department = self.ctx.department.clone();
         let started = std::time::Instant::now();
-        match self
-            .chain
-            .propose(&parent, &department, clock_now(&context.0), candidates)
-        {
+        let budget = BuildBudget {
+            until: view_started + self.build_budget,
+            at_least: ProposalSizer::MIN,
+        };
+        match self.chain.propose(
+            &parent,
+            &department,
+            clock_now(&context.0),
+            candidates,
+            budget,
+        ) {
             Ok((block, rejected)) => {
                 tracing::debug!(
                     view = context.1.round.view().get(),
                     height = block.header.height,
                     txs = block.transactions.len(),
                     cap,
+                    offered,
                     in_flight = in_flight.len(),
                     left_out = rejected.len(),
                     ms = started.elapsed().as_millis() as u64,
@@ -1068,6 +1081,10 @@ where
             ctx: ctx.clone(),
             chain,
             empty_block_interval: timing.empty_block_interval,
+            // A quarter of the leader's timeout taking candidates: sealing the block (the status
+            // tree, the roots) takes about as long again, and each validator then checks it in
+            // about the time it took to build — all within the notarization timeout.
+            build_budget: timing.leader_timeout / 4,
             sizer: Arc::new(Mutex::new(ProposalSizer::new(max_block_transactions))),
         },
         mailbox,

@@ -2483,12 +2483,14 @@ pub struct BuiltBlock {
 }
 
 /// Builds the next block from candidate transactions, in order, leaving out each one that breaks
-/// a rule (given the ones before it) and stopping at the chain's block size limit.
+/// a rule (given the ones before it) and stopping at the chain's block size limit — or when the
+/// candidates run out: they are taken one at a time, so a proposer can end its offer early (a
+/// time budget) without knowing in advance how many fit.
 pub fn build_block<V: StateView + ?Sized>(
     view: &V,
     proposer: &DepartmentId,
     time: Timestamp,
-    candidates: Vec<VerifiedTx>,
+    candidates: impl IntoIterator<Item = VerifiedTx>,
 ) -> Result<BuiltBlock, BlockError> {
     let parent = head(view)?;
     let gov = governance(view)?;
