@@ -24,7 +24,7 @@ use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use rocksdb::{
-    BlockBasedIndexType, BlockBasedOptions, Cache, ColumnFamily, ColumnFamilyDescriptor,
+    BlockBasedOptions, Cache, ColumnFamily, ColumnFamilyDescriptor,
     DBCompressionType, Direction, IteratorMode, Options, SnapshotWithThreadMode, WriteBatch,
     WriteOptions, DB,
 };
@@ -181,22 +181,24 @@ impl Store {
             let mut table = BlockBasedOptions::default();
             table.set_block_cache(&cache);
             table.set_bloom_filter(10.0, false);
-            table.set_cache_index_and_filter_blocks(true);
-            table.set_pin_l0_filter_and_index_blocks_in_cache(true);
-            // Filters and indexes in partitions of a few KiB, under a small top level pinned in
-            // the cache. A whole-file filter is 1.25 bytes a key — over 1 MiB for a 64 MiB state
-            // table — and bigger than one shard of the cache (64 MiB in 64 shards), so it never
-            // stayed there: every point read re-read and re-checksummed it from the file (over 40 %
-            // of the samples in the profile of 2026-12-07, BENCHMARKS.md).
-            table.set_index_type(BlockBasedIndexType::TwoLevelIndexSearch);
-            table.set_partition_filters(true);
-            table.set_pin_top_level_index_and_filter(true);
+            // Each table's filter and index are held by its open reader, outside the block
+            // cache — RocksDB's default, and the fastest point read: no cache lookup, no shard
+            // mutex and no partition search before the filter answers. They cost about 1.3 bytes
+            // a key of memory (some 100 MB at ten million attestations). Kept in the cache
+            // instead, a whole-file filter outgrew a cache shard and was re-read from the file
+            // on every read (2026-12-07); partitioned, the filter and index lookups were still
+            // 15 % of a loaded node's CPU (BENCHMARKS.md).
+            table.set_cache_index_and_filter_blocks(false);
             // Bodies are written in order and read a block's worth at a time: bigger table blocks
             // compress the similar transactions of a block together.
             if *name == CF_BODIES {
                 table.set_block_size(BODY_TABLE_BLOCK_BYTES);
             }
             let mut o = Options::default();
+            // A Bloom filter over each memtable's keys too, so a read of an absent key (most of
+            // them) skips the memtables' skip lists as it skips the tables.
+            o.set_memtable_whole_key_filtering(true);
+            o.set_memtable_prefix_bloom_ratio(0.02);
             // LZ4 while data is young; the bottommost level — where nearly all of a ledger ends
             // up — with LZ4's high-compression mode: the same library and the same fast
             // decompression, fewer bytes at rest. Written once, read many times.
@@ -846,30 +848,34 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn tables_index_and_filter_in_partitions() {
+    fn absent_keys_are_answered_by_filters_without_touching_the_cache() {
+        use rocksdb::perf::{set_perf_stats, PerfContext, PerfMetric, PerfStatsLevel};
         let dir = tempfile::tempdir().unwrap();
         let net = TestNetwork::new(&["samr", "tax"]);
         let (store, _) = Store::open(dir.path(), &net.genesis).unwrap();
-        for b in &enrol_blocks(&net, 20) {
+        let mut blocks = enrol_blocks(&net, 21);
+        let next = blocks.pop().unwrap();
+        for b in &blocks {
             let outcome = state::apply_block(&store.snapshot(), b).unwrap();
             store.commit(b, None, &outcome).unwrap();
         }
         store.flush().unwrap();
-        for name in [CF_STATE, CF_BODIES, CF_LOG] {
-            let props = store
-                .db
-                .property_value_cf(store.cf(name), "rocksdb.aggregated-table-properties")
-                .unwrap()
-                .unwrap();
-            let partitions: u64 = props
-                .split(';')
-                .find_map(|kv| kv.trim().strip_prefix("# index partitions="))
-                .unwrap_or_else(|| panic!("{name}: no index partitions in {props}"))
-                .trim()
-                .parse()
-                .unwrap();
-            assert!(partitions >= 1, "{name}: {props}");
-        }
+        set_perf_stats(PerfStatsLevel::EnableCount);
+        let mut perf = PerfContext::default();
+        let absent = [0x42u8; 33];
+        // In the tables: the filter says no, and neither it nor the index is a cache lookup.
+        perf.reset();
+        assert!(store.snapshot().get(&absent).unwrap().is_none());
+        assert!(perf.metric(PerfMetric::BloomSstMissCount) >= 1, "{}", perf.report(true));
+        assert_eq!(perf.metric(PerfMetric::BlockCacheHitCount), 0, "{}", perf.report(true));
+        assert_eq!(perf.metric(PerfMetric::BlockReadCount), 0, "{}", perf.report(true));
+        // In a memtable (one more block written, not flushed): its own filter says no.
+        let outcome = state::apply_block(&store.snapshot(), &next).unwrap();
+        store.commit(&next, None, &outcome).unwrap();
+        perf.reset();
+        assert!(store.snapshot().get(&absent).unwrap().is_none());
+        assert!(perf.metric(PerfMetric::BloomMemtableMissCount) >= 1, "{}", perf.report(true));
+        set_perf_stats(PerfStatsLevel::Disable);
     }
 
     #[test]
