@@ -111,7 +111,9 @@ impl From<StateError> for ChainError {
 
 struct Pending {
     block: Arc<Block>,
-    outcome: BlockOutcome,
+    /// Shared, so that a proposal being built or checked on top of it can read its delta
+    /// without holding the lock on the pending blocks.
+    outcome: Arc<BlockOutcome>,
     tx_ids: Vec<TxId>,
 }
 
@@ -151,23 +153,33 @@ impl Chain {
     }
 
     /// Runs `f` on the state after `parent` (committed, or pending on top of the head).
+    ///
+    /// `f` — building or checking a whole block, hundreds of milliseconds — runs without the lock
+    /// on the pending blocks: holding it, a node catching up that checked twenty missed ancestors
+    /// of a proposal in a row kept its commits waiting for all of them (a 14 s stall, BENCHMARKS.md),
+    /// and under load every commit waited for the proposal or check in progress.
     fn with_state_after<R>(
         &self,
         parent: &BlockHash,
         f: impl FnOnce(&dyn StateView) -> Result<R, ChainError>,
     ) -> Result<R, ChainError> {
-        // The head is read under the lock: a commit removes a block from `pending` and makes it
-        // the head under the same lock, so the walk below sees one or the other, never neither.
-        let pending = self.lock();
-        let head = self.store.head()?;
-        let mut layers: Vec<&StateDelta> = ancestry(&pending, &head, parent)?
-            .into_iter()
-            .map(|p| &p.outcome.delta)
-            .collect();
-        layers.reverse();
+        // The head, the snapshot and the ancestors' deltas are taken under the lock: a commit
+        // removes a block from `pending` and makes it the head under the same lock, so the walk
+        // sees it in one place or the other, never neither — and the snapshot is of that head.
+        // Once taken they stay valid whatever commits next: the snapshot is fixed, and the deltas
+        // are shared.
+        let (snapshot, ancestors) = {
+            let pending = self.lock();
+            let head = self.store.head()?;
+            let ancestors: Vec<Arc<BlockOutcome>> = ancestry(&pending, &head, parent)?
+                .into_iter()
+                .map(|p| p.outcome.clone())
+                .collect();
+            (self.store.snapshot(), ancestors)
+        };
         let view = LayeredView {
-            base: self.store.snapshot(),
-            layers,
+            base: snapshot,
+            layers: ancestors.iter().rev().map(|o| &o.delta).collect(),
         };
         f(&view)
     }
@@ -204,7 +216,7 @@ impl Chain {
             hash,
             Pending {
                 block: block.clone(),
-                outcome: built.outcome,
+                outcome: Arc::new(built.outcome),
                 tx_ids: built.tx_ids,
             },
         );
@@ -226,7 +238,7 @@ impl Chain {
             hash,
             Pending {
                 block,
-                outcome,
+                outcome: Arc::new(outcome),
                 tx_ids,
             },
         );
@@ -299,7 +311,7 @@ impl Chain {
                 let txs = verify_txs(block)?;
                 let o = state::apply_verified_block(&self.store.snapshot(), &block.header, &txs)?;
                 pending = self.lock();
-                o
+                Arc::new(o)
             }
         };
         self.store.commit(block, certificate, &outcome)?;
