@@ -549,4 +549,55 @@ mod tests {
             .unwrap();
         assert_eq!(block.transactions.len(), 10);
     }
+
+    #[test]
+    fn a_commit_does_not_wait_for_a_block_being_checked() {
+        use std::sync::mpsc;
+        let dir = tempfile::tempdir().unwrap();
+        let net = TestNetwork::new(&["samr", "tax", "hrss", "housing"]);
+        let (store, _) = Store::open(dir.path(), &net.genesis).unwrap();
+        let suite = store.suite();
+        let chain = Arc::new(Chain::new(Arc::new(store)));
+        let mut ledger = MemoryLedger::new(net.genesis.clone()).unwrap();
+        let samr = net.department("samr").id.clone();
+        let t = net.genesis.genesis_time.plus(1000);
+        let b1 = ledger
+            .propose_and_commit(&samr, t, vec![enrol(&net, 1, t)])
+            .unwrap()
+            .block;
+        chain.verify(Arc::new(b1.clone()), &verified(&b1, suite)).unwrap();
+        let h1 = b1.header.hash(suite);
+        // A proposal on top of block 1 is being built or checked (held open here)...
+        let (entered_tx, entered_rx) = mpsc::channel();
+        let (release_tx, release_rx) = mpsc::channel::<()>();
+        let checking = {
+            let chain = chain.clone();
+            std::thread::spawn(move || {
+                chain.with_state_after(&h1, |view| {
+                    let height = state::head(view)?.height;
+                    entered_tx.send(()).unwrap();
+                    release_rx.recv().unwrap();
+                    Ok(height)
+                })
+            })
+        };
+        entered_rx.recv().unwrap();
+        // ...while block 1 is finalized: its commit goes ahead.
+        let (done_tx, done_rx) = mpsc::channel();
+        {
+            let chain = chain.clone();
+            std::thread::spawn(move || {
+                let r = chain
+                    .commit_finalized(&b1, None, |b| state::verify_transactions(suite, b))
+                    .map(|c| c.head.height);
+                done_tx.send(r.is_ok_and(|h| h == 1)).ok();
+            });
+        }
+        let committed = done_rx.recv_timeout(Duration::from_secs(20));
+        release_tx.send(()).unwrap();
+        // The check in progress still saw the state after block 1.
+        assert_eq!(checking.join().unwrap().unwrap(), 1);
+        assert_eq!(committed, Ok(true), "the commit waited for the check");
+        assert_eq!(chain.store().head().unwrap().hash, h1);
+    }
 }
