@@ -7,7 +7,7 @@
 //! with the ancestors' deltas on top. When a block is finalized its cached outcome is reused if it
 //! was computed on the current head; otherwise it is recomputed.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -121,7 +121,14 @@ struct Pending {
 pub struct Chain {
     store: Arc<Store>,
     pending: Mutex<HashMap<BlockHash, Pending>>,
+    /// The transaction ids of the last few committed blocks: the pool drops them only after the
+    /// commit returns, and a proposal built in between must not offer them again. Locked after
+    /// `pending`, never before.
+    recent: Mutex<VecDeque<Vec<TxId>>>,
 }
+
+/// How many committed blocks' transactions [`Chain::in_flight`] keeps counting.
+const RECENT_BLOCKS: usize = 4;
 
 /// A built block and the candidates it left out, with the rule each broke.
 pub type Proposal = (Arc<Block>, Vec<(TxId, state::TxError)>);
@@ -140,6 +147,7 @@ impl Chain {
         Self {
             store,
             pending: Mutex::new(HashMap::new()),
+            recent: Mutex::new(VecDeque::with_capacity(RECENT_BLOCKS + 1)),
         }
     }
 
@@ -249,16 +257,21 @@ impl Chain {
     /// committed head: a block built on `parent` must not repeat them, so a proposer skips them
     /// rather than offering them again only to see them left out as duplicates. Empty when
     /// `parent` is the head or unknown.
+    ///
+    /// It also holds the transactions of the last few committed blocks, which the pool may not
+    /// have dropped yet: offered again, they too would only be left out (as already committed).
     pub fn in_flight(&self, parent: &BlockHash) -> HashSet<TxId> {
         let pending = self.lock();
         let Ok(head) = self.store.head() else {
             return HashSet::new();
         };
+        let recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());
         // An unknown parent yields nothing here; building on it fails with the reason.
         ancestry(&pending, &head, parent)
             .unwrap_or_default()
             .into_iter()
             .flat_map(|p| p.tx_ids.iter().copied())
+            .chain(recent.iter().flatten().copied())
             .collect()
     }
 
@@ -318,6 +331,13 @@ impl Chain {
         let new_head = outcome.head.clone();
         // Forget pending blocks that can no longer be extended.
         pending.retain(|_, p| p.outcome.head.height > new_head.height);
+        {
+            let mut recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());
+            recent.push_back(tx_ids.clone());
+            while recent.len() > RECENT_BLOCKS {
+                recent.pop_front();
+            }
+        }
         drop(pending);
         Ok(Committed {
             head: new_head,
@@ -504,12 +524,25 @@ mod tests {
         assert_eq!(in_b2, ids[2..]);
         let h2 = b2.header.hash(suite);
         assert_eq!(chain.in_flight(&h2), ids.iter().copied().collect());
-        // Once block 1 commits, only block 2 is in flight on top of it.
+        // Once block 1 commits, block 2 is still in flight on top of it — and block 1's
+        // transactions are still passed over: the pool drops them only after the commit returns,
+        // and a proposal on the new head must not offer them in between.
         chain
             .commit_finalized(&b1, None, |b| state::verify_transactions(suite, b))
             .unwrap();
-        assert_eq!(chain.in_flight(&h2), ids[2..].iter().copied().collect());
-        assert!(chain.in_flight(&h1).is_empty());
+        assert_eq!(chain.in_flight(&h2), ids.iter().copied().collect());
+        assert_eq!(chain.in_flight(&h1), ids[..2].iter().copied().collect());
+        let (b2_on_head, left_out) = chain
+            .propose(
+                &h1,
+                &samr,
+                t0.plus(30),
+                pool.pending_except(4, |id| chain.in_flight(&h1).contains(id)),
+                BuildBudget::unlimited(),
+            )
+            .unwrap();
+        assert!(left_out.is_empty(), "{left_out:?}");
+        assert_eq!(b2_on_head.transactions.len(), 2);
     }
 
     #[test]
