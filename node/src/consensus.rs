@@ -629,23 +629,42 @@ impl VaultApp {
         } else {
             None
         };
-        for b in unknown.into_iter().rev() {
-            if let Some(block) = b.block() {
-                let txs = self.verify_transactions(block)?;
-                self.chain.verify(Arc::new(block.clone()), &txs)?;
-            }
-        }
-        if let Some(c) = candidate {
-            if let Some(block) = c.block() {
-                let txs = self.verify_transactions(block)?;
-                self.chain.verify(Arc::new(block.clone()), &txs)?;
-            }
+        // Oldest first, the candidate last. Checking is CPU work of up to seconds (a node that
+        // fell behind checks every missed ancestor): it runs off the async workers, which must
+        // stay free for votes, the network and the commit loop.
+        let order: Vec<ChainBlock> = unknown.into_iter().rev().chain(candidate).collect();
+        if !order.is_empty() {
+            let app = self.clone();
+            off_the_workers(move || {
+                for b in &order {
+                    if let Some(block) = b.block() {
+                        let txs = app.verify_transactions(block)?;
+                        app.chain.verify(Arc::new(block.clone()), &txs)?;
+                    }
+                }
+                Ok::<(), ChainError>(())
+            })
+            .await?;
         }
         Ok(parent)
     }
 }
 
 type Scheme = ed_scheme::Scheme;
+
+/// Runs CPU-bound work — building, checking or committing a block — on the blocking pool, so
+/// that it never holds an async worker: with one worker per core, two such jobs at once stopped
+/// everything else on the node, its votes and its network included. A panic in `f` is resumed.
+async fn off_the_workers<R: Send + 'static>(f: impl FnOnce() -> R + Send + 'static) -> R {
+    match tokio::task::spawn_blocking(f).await {
+        Ok(r) => r,
+        Err(e) => match e.try_into_panic() {
+            Ok(panic) => std::panic::resume_unwind(panic),
+            // The runtime is shutting down.
+            Err(e) => panic!("blocking task cancelled: {e}"),
+        },
+    }
+}
 
 impl<E: Clock + Spawner + Metrics> Application<E> for VaultApp {
     type SigningScheme = Scheme;
@@ -699,13 +718,11 @@ impl<E: Clock + Spawner + Metrics> Application<E> for VaultApp {
             until: view_started + self.build_budget,
             at_least: ProposalSizer::MIN,
         };
-        match self.chain.propose(
-            &parent,
-            &department,
-            clock_now(&context.0),
-            candidates,
-            budget,
-        ) {
+        let now = clock_now(&context.0);
+        let chain = self.chain.clone();
+        match off_the_workers(move || chain.propose(&parent, &department, now, candidates, budget))
+            .await
+        {
             Ok((block, rejected)) => {
                 tracing::debug!(
                     view = context.1.round.view().get(),
@@ -1213,7 +1230,7 @@ async fn commit_loop<E: Clock + Spawner>(
         }
         let certificate: Option<Vec<u8>> =
             fin.map(|f: Finalization<Scheme, CwDigest>| f.encode().to_vec());
-        let verify = |blk: &Block| -> Result<Vec<VerifiedTx>, BlockError> {
+        let verify = move |blk: &Block| -> Result<Vec<VerifiedTx>, BlockError> {
             match checked {
                 Some(handle) => handle
                     .join()
@@ -1221,17 +1238,41 @@ async fn commit_loop<E: Clock + Spawner>(
                 None => state::verify_transactions(suite, blk),
             }
         };
-        match chain.commit_finalized(b, certificate.as_deref(), verify) {
-            Ok(done) => {
+        // Committing (and re-checking the pool after it) is CPU and disk work: off the workers.
+        let now = clock_now(&rt);
+        let committed = {
+            let (chain, ctx, finalized_block) = (chain.clone(), ctx.clone(), block.inner().clone());
+            let block_height = b.header.height;
+            off_the_workers(move || {
+                let Some(b) = finalized_block.block() else {
+                    return Err(ChainError::Block(BlockError::Store(
+                        vault_protocol::state::StoreError {
+                            message: format!("finalized block {block_height} has no body"),
+                        },
+                    )));
+                };
+                let done = chain.commit_finalized(b, certificate.as_deref(), verify)?;
                 ctx.pool.committed(done.head.height, &done.tx_ids);
+                Ok(done)
+            })
+            .await
+        };
+        match committed {
+            Ok(done) => {
                 let head = done.head.clone();
                 heads.send_replace(done.head);
-                ctx.pool.revalidate(
-                    &ctx.store.snapshot(),
-                    Timestamp(clock_now(&rt).0.max(head.time.0 + 1)),
-                    REVALIDATE_HEAD,
-                    REVALIDATE_MAX,
-                );
+                let revalidating = ctx.clone();
+                let at = Timestamp(now.0.max(head.time.0 + 1));
+                off_the_workers(move || {
+                    let pool = &revalidating.pool;
+                    pool.revalidate(
+                        &revalidating.store.snapshot(),
+                        at,
+                        REVALIDATE_HEAD,
+                        REVALIDATE_MAX,
+                    );
+                })
+                .await;
                 tracing::debug!(height = head.height, txs = done.tx_ids.len(), "committed");
                 if missing {
                     // Wait up to two seconds for the block's own certificate, store it, then
@@ -1399,5 +1440,19 @@ mod tests {
         // Once a smaller one lands, the chain moves on and the cap grows again.
         s.proposed(hash(200), 106, cap);
         assert_eq!(s.cap(107, 106, |x| *x == hash(200)), 2 * ProposalSizer::MIN);
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn block_work_runs_off_the_async_worker() {
+        // One async worker. The job waits for a message that only another task on that worker
+        // sends: it can arrive only if the job does not hold the worker.
+        let (tx, rx) = std::sync::mpsc::channel::<()>();
+        let job = tokio::spawn(off_the_workers(move || {
+            rx.recv_timeout(Duration::from_secs(10)).is_ok()
+        }));
+        tokio::task::yield_now().await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let _ = tx.send(());
+        assert!(job.await.unwrap(), "the job held the only async worker");
     }
 }
