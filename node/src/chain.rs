@@ -598,7 +598,9 @@ mod tests {
             .propose_and_commit(&samr, t, vec![enrol(&net, 1, t)])
             .unwrap()
             .block;
-        chain.verify(Arc::new(b1.clone()), &verified(&b1, suite)).unwrap();
+        chain
+            .verify(Arc::new(b1.clone()), &verified(&b1, suite))
+            .unwrap();
         let h1 = b1.header.hash(suite);
         // A proposal on top of block 1 is being built or checked (held open here)...
         let (entered_tx, entered_rx) = mpsc::channel();

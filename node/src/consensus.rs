@@ -497,6 +497,11 @@ pub struct VaultApp {
     /// How long a proposal may take candidates ([`BuildBudget`]).
     build_budget: Duration,
     sizer: Arc<Mutex<ProposalSizer>>,
+    /// Held while blocks are checked or built, one job at a time: the engine moves on to later
+    /// views while a check runs, and each view's check of a node that fell behind walks the same
+    /// missed ancestors — run at once, they would all check them all. Run in turn, a later job
+    /// finds them already checked.
+    checking: Arc<Mutex<()>>,
 }
 
 /// How many transactions this node's next proposal may hold.
@@ -636,6 +641,7 @@ impl VaultApp {
         if !order.is_empty() {
             let app = self.clone();
             off_the_workers(move || {
+                let _turn = app.checking.lock().unwrap_or_else(|p| p.into_inner());
                 for b in &order {
                     if let Some(block) = b.block() {
                         let txs = app.verify_transactions(block)?;
@@ -719,9 +725,12 @@ impl<E: Clock + Spawner + Metrics> Application<E> for VaultApp {
             at_least: ProposalSizer::MIN,
         };
         let now = clock_now(&context.0);
-        let chain = self.chain.clone();
-        match off_the_workers(move || chain.propose(&parent, &department, now, candidates, budget))
-            .await
+        let (chain, checking) = (self.chain.clone(), self.checking.clone());
+        match off_the_workers(move || {
+            let _turn = checking.lock().unwrap_or_else(|p| p.into_inner());
+            chain.propose(&parent, &department, now, candidates, budget)
+        })
+        .await
         {
             Ok((block, rejected)) => {
                 tracing::debug!(
@@ -1103,6 +1112,7 @@ where
             // about the time it took to build — all within the notarization timeout.
             build_budget: timing.leader_timeout / 4,
             sizer: Arc::new(Mutex::new(ProposalSizer::new(max_block_transactions))),
+            checking: Arc::new(Mutex::new(())),
         },
         mailbox,
         epocher,

@@ -24,9 +24,8 @@ use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use rocksdb::{
-    BlockBasedOptions, Cache, ColumnFamily, ColumnFamilyDescriptor,
-    DBCompressionType, Direction, IteratorMode, Options, SnapshotWithThreadMode, WriteBatch,
-    WriteOptions, DB,
+    BlockBasedOptions, Cache, ColumnFamily, ColumnFamilyDescriptor, DBCompressionType, Direction,
+    IteratorMode, Options, SnapshotWithThreadMode, WriteBatch, WriteOptions, DB,
 };
 use vault_protocol::block::{Block, BlockHeader};
 use vault_protocol::crypto::{CryptoSuite, Digest};
@@ -866,15 +865,33 @@ pub(crate) mod tests {
         // In the tables: the filter says no, and neither it nor the index is a cache lookup.
         perf.reset();
         assert!(store.snapshot().get(&absent).unwrap().is_none());
-        assert!(perf.metric(PerfMetric::BloomSstMissCount) >= 1, "{}", perf.report(true));
-        assert_eq!(perf.metric(PerfMetric::BlockCacheHitCount), 0, "{}", perf.report(true));
-        assert_eq!(perf.metric(PerfMetric::BlockReadCount), 0, "{}", perf.report(true));
+        assert!(
+            perf.metric(PerfMetric::BloomSstMissCount) >= 1,
+            "{}",
+            perf.report(true)
+        );
+        assert_eq!(
+            perf.metric(PerfMetric::BlockCacheHitCount),
+            0,
+            "{}",
+            perf.report(true)
+        );
+        assert_eq!(
+            perf.metric(PerfMetric::BlockReadCount),
+            0,
+            "{}",
+            perf.report(true)
+        );
         // In a memtable (one more block written, not flushed): its own filter says no.
         let outcome = state::apply_block(&store.snapshot(), &next).unwrap();
         store.commit(&next, None, &outcome).unwrap();
         perf.reset();
         assert!(store.snapshot().get(&absent).unwrap().is_none());
-        assert!(perf.metric(PerfMetric::BloomMemtableMissCount) >= 1, "{}", perf.report(true));
+        assert!(
+            perf.metric(PerfMetric::BloomMemtableMissCount) >= 1,
+            "{}",
+            perf.report(true)
+        );
         set_perf_stats(PerfStatsLevel::Disable);
     }
 
