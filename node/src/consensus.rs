@@ -661,8 +661,12 @@ type Scheme = ed_scheme::Scheme;
 /// Runs CPU-bound work — building, checking or committing a block — on the blocking pool, so
 /// that it never holds an async worker: with one worker per core, two such jobs at once stopped
 /// everything else on the node, its votes and its network included. A panic in `f` is resumed.
+/// Outside a tokio runtime (the deterministic simulation's) it runs in place.
 async fn off_the_workers<R: Send + 'static>(f: impl FnOnce() -> R + Send + 'static) -> R {
-    match tokio::task::spawn_blocking(f).await {
+    let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+        return f();
+    };
+    match runtime.spawn_blocking(f).await {
         Ok(r) => r,
         Err(e) => match e.try_into_panic() {
             Ok(panic) => std::panic::resume_unwind(panic),
