@@ -396,17 +396,27 @@ mod tests {
         .sign_one(&samr.signing)
     }
 
+    /// A chain over a fresh store, for a network of four departments.
+    fn four_departments() -> (
+        tempfile::TempDir,
+        TestNetwork,
+        Arc<Chain>,
+        vault_protocol::crypto::CryptoSuite,
+    ) {
+        let dir = tempfile::tempdir().unwrap();
+        let net = TestNetwork::new(&["samr", "tax", "hrss", "housing"]);
+        let (store, _) = Store::open(dir.path(), &net.genesis).unwrap();
+        let suite = store.suite();
+        (dir, net, Arc::new(Chain::new(Arc::new(store))), suite)
+    }
+
     fn verified(block: &Block, suite: vault_protocol::crypto::CryptoSuite) -> Vec<VerifiedTx> {
         state::verify_transactions(suite, block).unwrap()
     }
 
     #[test]
     fn verifies_on_pending_parents_commits_in_order_and_refuses_forgeries() {
-        let dir = tempfile::tempdir().unwrap();
-        let net = TestNetwork::new(&["samr", "tax", "hrss", "housing"]);
-        let (store, _) = Store::open(dir.path(), &net.genesis).unwrap();
-        let suite = store.suite();
-        let chain = Chain::new(Arc::new(store));
+        let (_dir, net, chain, suite) = four_departments();
         // Three blocks built elsewhere (as another proposer would).
         let mut ledger = MemoryLedger::new(net.genesis.clone()).unwrap();
         let samr = net.department("samr").id.clone();
@@ -471,11 +481,7 @@ mod tests {
 
     #[test]
     fn a_proposal_on_a_pending_parent_takes_fresh_transactions_not_the_parents() {
-        let dir = tempfile::tempdir().unwrap();
-        let net = TestNetwork::new(&["samr", "tax", "hrss", "housing"]);
-        let (store, _) = Store::open(dir.path(), &net.genesis).unwrap();
-        let suite = store.suite();
-        let chain = Chain::new(Arc::new(store));
+        let (_dir, net, chain, suite) = four_departments();
         let samr = net.department("samr").id.clone();
         let genesis = chain.store().head().unwrap();
         let gov = state::governance(&chain.store().snapshot()).unwrap();
@@ -531,13 +537,14 @@ mod tests {
             .commit_finalized(&b1, None, |b| state::verify_transactions(suite, b))
             .unwrap();
         assert_eq!(chain.in_flight(&h2), ids.iter().copied().collect());
-        assert_eq!(chain.in_flight(&h1), ids[..2].iter().copied().collect());
+        let in_flight = chain.in_flight(&h1);
+        assert_eq!(in_flight, ids[..2].iter().copied().collect());
         let (b2_on_head, left_out) = chain
             .propose(
                 &h1,
                 &samr,
                 t0.plus(30),
-                pool.pending_except(4, |id| chain.in_flight(&h1).contains(id)),
+                pool.pending_except(4, |id| in_flight.contains(id)),
                 BuildBudget::unlimited(),
             )
             .unwrap();
@@ -547,11 +554,7 @@ mod tests {
 
     #[test]
     fn a_proposal_stops_taking_candidates_when_its_budget_runs_out() {
-        let dir = tempfile::tempdir().unwrap();
-        let net = TestNetwork::new(&["samr", "tax", "hrss", "housing"]);
-        let (store, _) = Store::open(dir.path(), &net.genesis).unwrap();
-        let suite = store.suite();
-        let chain = Chain::new(Arc::new(store));
+        let (_dir, net, chain, suite) = four_departments();
         let samr = net.department("samr").id.clone();
         let genesis = chain.store().head().unwrap();
         let t0 = net.genesis.genesis_time;
@@ -586,11 +589,7 @@ mod tests {
     #[test]
     fn a_commit_does_not_wait_for_a_block_being_checked() {
         use std::sync::mpsc;
-        let dir = tempfile::tempdir().unwrap();
-        let net = TestNetwork::new(&["samr", "tax", "hrss", "housing"]);
-        let (store, _) = Store::open(dir.path(), &net.genesis).unwrap();
-        let suite = store.suite();
-        let chain = Arc::new(Chain::new(Arc::new(store)));
+        let (_dir, net, chain, suite) = four_departments();
         let mut ledger = MemoryLedger::new(net.genesis.clone()).unwrap();
         let samr = net.department("samr").id.clone();
         let t = net.genesis.genesis_time.plus(1000);

@@ -865,23 +865,10 @@ pub(crate) mod tests {
         // In the tables: the filter says no, and neither it nor the index is a cache lookup.
         perf.reset();
         assert!(store.snapshot().get(&absent).unwrap().is_none());
-        assert!(
-            perf.metric(PerfMetric::BloomSstMissCount) >= 1,
-            "{}",
-            perf.report(true)
-        );
-        assert_eq!(
-            perf.metric(PerfMetric::BlockCacheHitCount),
-            0,
-            "{}",
-            perf.report(true)
-        );
-        assert_eq!(
-            perf.metric(PerfMetric::BlockReadCount),
-            0,
-            "{}",
-            perf.report(true)
-        );
+        let report = perf.report(true);
+        assert!(perf.metric(PerfMetric::BloomSstMissCount) >= 1, "{report}");
+        assert_eq!(perf.metric(PerfMetric::BlockCacheHitCount), 0, "{report}");
+        assert_eq!(perf.metric(PerfMetric::BlockReadCount), 0, "{report}");
         // In a memtable (one more block written, not flushed): its own filter says no.
         let outcome = state::apply_block(&store.snapshot(), &next).unwrap();
         store.commit(&next, None, &outcome).unwrap();
